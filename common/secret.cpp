@@ -1,0 +1,48 @@
+#include "common/secret.h"
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <openssl/rand.h>
+
+#include "common/config.h"
+
+namespace shopcast {
+
+SecretVerifier::SecretVerifier(std::string_view current, std::string_view previous) {
+    if (current.size() < kMinSecretLength) {
+        throw ConfigError("INTERNAL_SECRET must be at least " + std::to_string(kMinSecretLength) +
+                          " characters");
+    }
+    if (!previous.empty() && previous.size() < kMinSecretLength) {
+        throw ConfigError("INTERNAL_SECRET_PREVIOUS must be at least " +
+                          std::to_string(kMinSecretLength) + " characters");
+    }
+    if (RAND_bytes(key_.data(), static_cast<int>(key_.size())) != 1) {
+        throw ConfigError("cannot draw random bytes for the secret check");
+    }
+    current_ = digest(current);
+    if (!previous.empty()) {
+        previous_ = digest(previous);
+        has_previous_ = true;
+    }
+}
+
+SecretVerifier::Digest SecretVerifier::digest(std::string_view value) const {
+    Digest out{};
+    unsigned int length = 0;
+    HMAC(EVP_sha256(), key_.data(), static_cast<int>(key_.size()),
+         reinterpret_cast<const unsigned char*>(value.data()), value.size(), out.data(), &length);
+    return out;
+}
+
+bool SecretVerifier::matches(std::string_view presented) const {
+    // Both digests are always compared so the time does not reveal which secret matched.
+    const Digest candidate = digest(presented);
+    const bool current = CRYPTO_memcmp(candidate.data(), current_.data(), candidate.size()) == 0;
+    const bool previous =
+        CRYPTO_memcmp(candidate.data(), previous_.data(), candidate.size()) == 0 && has_previous_;
+    return current || previous;
+}
+
+}  // namespace shopcast

@@ -1,0 +1,97 @@
+#include "daemon/client_action.h"
+
+#include <rapidjson/document.h>
+
+#include <algorithm>
+
+#include "common/event.h"
+
+namespace shopcast {
+namespace {
+
+constexpr unsigned kParseFlags =
+    rapidjson::kParseIterativeFlag | rapidjson::kParseValidateEncodingFlag;
+constexpr std::size_t kMaxCursorLength = 64;
+
+ClientActionResult refuse(std::string error) {
+    ClientActionResult result;
+    result.error = std::move(error);
+    return result;
+}
+
+std::optional<std::string> shop_text(const rapidjson::Value& value) {
+    if (value.IsString()) return id_from_string({value.GetString(), value.GetStringLength()});
+    if (value.IsUint64() && !value.IsDouble()) return id_from_integer(value.GetUint64());
+    return std::nullopt;
+}
+
+bool parse_shops(const rapidjson::Document& document, ClientActionResult& result) {
+    auto member = document.FindMember("shops");
+    if (member == document.MemberEnd() || !member->value.IsArray()) {
+        result.error = "shops must be an array of shop ids";
+        return false;
+    }
+    auto& shops = result.action.shops;
+    for (const auto& item : member->value.GetArray()) {
+        auto text = shop_text(item);
+        if (!text) {
+            result.error =
+                "each shop id must be an integer from 1 to 2^53-1 or a string of 1-64 "
+                "characters from [A-Za-z0-9_-]";
+            return false;
+        }
+        shops.push_back(std::move(*text));
+    }
+    std::sort(shops.begin(), shops.end());
+    shops.erase(std::unique(shops.begin(), shops.end()), shops.end());
+    return true;
+}
+
+bool parse_string_field(const rapidjson::Document& document, const char* name,
+                        std::size_t max_length, std::string& out, ClientActionResult& result) {
+    auto member = document.FindMember(name);
+    if (member == document.MemberEnd() || !member->value.IsString() ||
+        member->value.GetStringLength() == 0 || member->value.GetStringLength() > max_length) {
+        result.error = std::string(name) + " must be a non-empty string";
+        return false;
+    }
+    out.assign(member->value.GetString(), member->value.GetStringLength());
+    return true;
+}
+
+}  // namespace
+
+ClientActionResult parse_client_action(std::string_view text) {
+    if (text.size() > kMaxClientMessageBytes) return refuse("message too large");
+    rapidjson::Document document;
+    document.Parse<kParseFlags>(text.data(), text.size());
+    if (document.HasParseError() || !document.IsObject()) {
+        return refuse("messages must be JSON objects with an action");
+    }
+    auto action = document.FindMember("action");
+    if (action == document.MemberEnd() || !action->value.IsString()) {
+        return refuse("action is required");
+    }
+    std::string_view name(action->value.GetString(), action->value.GetStringLength());
+
+    ClientActionResult result;
+    bool ok = false;
+    if (name == "auth") {
+        result.action.kind = ClientActionKind::auth;
+        ok = parse_string_field(document, "initData", kMaxClientMessageBytes,
+                                result.action.init_data, result);
+    } else if (name == "subscribe" || name == "unsubscribe") {
+        result.action.kind =
+            name == "subscribe" ? ClientActionKind::subscribe : ClientActionKind::unsubscribe;
+        ok = parse_shops(document, result);
+    } else if (name == "resume") {
+        result.action.kind = ClientActionKind::resume;
+        ok = parse_string_field(document, "since", kMaxCursorLength, result.action.since, result);
+    } else {
+        return refuse("unknown action; expected auth, subscribe, unsubscribe or resume");
+    }
+    result.ok = ok;
+    return result;
+}
+
+}  // namespace shopcast

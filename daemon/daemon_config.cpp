@@ -1,0 +1,136 @@
+#include "daemon/daemon_config.h"
+
+#include <arpa/inet.h>
+
+#include <algorithm>
+#include <charconv>
+
+namespace shopcast {
+namespace {
+
+std::array<unsigned char, 32> parse_public_key(const std::string& hex) {
+    std::array<unsigned char, 32> key{};
+    if (hex.size() != 64) {
+        throw ConfigError("SHOPCAST_TELEGRAM_PUBLIC_KEY must be 64 hexadecimal characters");
+    }
+    for (std::size_t i = 0; i < key.size(); ++i) {
+        auto [end, ec] = std::from_chars(hex.data() + 2 * i, hex.data() + 2 * i + 2, key[i], 16);
+        if (ec != std::errc() || end != hex.data() + 2 * i + 2) {
+            throw ConfigError("SHOPCAST_TELEGRAM_PUBLIC_KEY must be 64 hexadecimal characters");
+        }
+    }
+    return key;
+}
+
+bool is_origin(const std::string& origin) {
+    return (origin.rfind("http://", 0) == 0 || origin.rfind("https://", 0) == 0) &&
+           origin.find('/', origin.find("//") + 2) == std::string::npos && origin.back() != ':';
+}
+
+}  // namespace
+
+std::vector<SettingSpec> daemon_setting_specs() {
+    return {
+        {"ws-listen", "SHOPCAST_WS_LISTEN", "unix:/run/shopcast/ws.sock",
+         "WebSocket listener: unix:/path or IPv4:port"},
+        {"events-socket", "SHOPCAST_EVENTS_SOCKET", "/run/shopcast/events.sock",
+         "Unix socket shopcast-fcgi publishes to"},
+        {"allowed-origins", "SHOPCAST_ALLOWED_ORIGINS", "",
+         "comma-separated browser origins (scheme://host[:port]) allowed to connect"},
+        {"history", "SHOPCAST_HISTORY", "10000", "events kept for resume"},
+        {"history-bytes", "SHOPCAST_HISTORY_BYTES", "67108864", "bytes kept for resume"},
+        {"max-connections", "SHOPCAST_MAX_CONNECTIONS", "10000", "open WebSockets at most"},
+        {"max-connections-per-ip", "SHOPCAST_MAX_CONNECTIONS_PER_IP", "256",
+         "open WebSockets per client address at most"},
+        {"max-queue", "SHOPCAST_MAX_QUEUE", "1048576",
+         "pending bytes per connection before it is closed (1013)"},
+        {"max-shops", "SHOPCAST_MAX_SHOPS", "100", "shop subscriptions per connection"},
+        {"ping-interval", "SHOPCAST_PING_INTERVAL", "25", "seconds of silence before a ping"},
+        {"hangup-timeout", "SHOPCAST_HANGUP_TIMEOUT", "40",
+         "seconds without a pong before the peer is dropped"},
+        {"live-hold-ms", "SHOPCAST_LIVE_HOLD_MS", "1000",
+         "how long a new connection's live events wait for its resume"},
+        {"idempotency-ttl", "SHOPCAST_IDEMPOTENCY_TTL", "300",
+         "seconds an Idempotency-Key is remembered"},
+        {"bot-token", "BOT_TOKEN", "", "bot token for initData hash checks (or BOT_TOKEN_FILE)"},
+        {"bot-id", "SHOPCAST_BOT_ID", "", "bot id for initData signature checks"},
+        {"auth-max-age", "SHOPCAST_AUTH_MAX_AGE", "86400", "oldest accepted auth_date, seconds"},
+        {"telegram-public-key", "SHOPCAST_TELEGRAM_PUBLIC_KEY", "Telegram's production key",
+         "Ed25519 key (hex) that signs initData"},
+    };
+}
+
+ListenAddress parse_listen_address(const std::string& text) {
+    ListenAddress address;
+    if (text.rfind("unix:", 0) == 0) {
+        address.unix_path = text.substr(5);
+        if (address.unix_path.empty() || address.unix_path[0] != '/') {
+            throw ConfigError("SHOPCAST_WS_LISTEN: unix: needs an absolute path");
+        }
+        return address;
+    }
+    auto colon = text.rfind(':');
+    in_addr parsed{};
+    if (colon == std::string::npos ||
+        inet_pton(AF_INET, text.substr(0, colon).c_str(), &parsed) != 1) {
+        throw ConfigError("SHOPCAST_WS_LISTEN must be unix:/path or IPv4:port, got \"" + text +
+                          "\"");
+    }
+    address.host = text.substr(0, colon);
+    const std::string port = text.substr(colon + 1);
+    auto [end, ec] = std::from_chars(port.data(), port.data() + port.size(), address.port);
+    if (ec != std::errc() || end != port.data() + port.size() || address.port < 1 ||
+        address.port > 65535) {
+        throw ConfigError("SHOPCAST_WS_LISTEN: port must be 1-65535, got \"" + port + "\"");
+    }
+    return address;
+}
+
+DaemonConfig load_daemon_config(const Settings& settings) {
+    DaemonConfig config;
+    config.ws_listen =
+        parse_listen_address(settings.text("ws-listen", "unix:/run/shopcast/ws.sock"));
+    config.events_socket = settings.text("events-socket", "/run/shopcast/events.sock");
+    if (config.events_socket.empty() || config.events_socket[0] != '/') {
+        throw ConfigError("SHOPCAST_EVENTS_SOCKET must be an absolute path");
+    }
+    config.allowed_origins = split_list(settings.text("allowed-origins", ""));
+    for (const auto& origin : config.allowed_origins) {
+        if (!is_origin(origin)) {
+            throw ConfigError("SHOPCAST_ALLOWED_ORIGINS: \"" + origin +
+                              "\" is not scheme://host[:port]");
+        }
+    }
+    config.history_events = settings.number("history", 10000, 1, 10'000'000);
+    config.history_bytes = settings.number("history-bytes", 64u << 20, 4096, 1ull << 36);
+    config.limits.max_connections = settings.number("max-connections", 10000, 1, 1'000'000);
+    config.limits.max_connections_per_ip =
+        settings.number("max-connections-per-ip", 256, 1, 1'000'000);
+    config.limits.max_queue_bytes = settings.number("max-queue", 1u << 20, 4096, 1ull << 32);
+    config.limits.max_shops = settings.number("max-shops", 100, 1, 100000);
+    config.ping_interval_seconds = static_cast<int>(settings.number("ping-interval", 25, 1, 3600));
+    config.hangup_timeout_seconds =
+        static_cast<int>(settings.number("hangup-timeout", 40, 2, 7200));
+    if (config.hangup_timeout_seconds <= config.ping_interval_seconds) {
+        throw ConfigError("SHOPCAST_HANGUP_TIMEOUT must exceed SHOPCAST_PING_INTERVAL");
+    }
+    config.live_hold_ms =
+        static_cast<std::int64_t>(settings.number("live-hold-ms", 1000, 0, 60000));
+    config.idempotency_ttl_seconds =
+        static_cast<std::int64_t>(settings.number("idempotency-ttl", 300, 1, 86400));
+
+    config.auth.bot_token = settings.secret("bot-token");
+    config.auth.bot_id = settings.text("bot-id", "");
+    if (!config.auth.bot_id.empty() &&
+        !std::all_of(config.auth.bot_id.begin(), config.auth.bot_id.end(),
+                     [](char c) { return c >= '0' && c <= '9'; })) {
+        throw ConfigError("SHOPCAST_BOT_ID must be the bot's numeric id");
+    }
+    config.auth.max_age_seconds =
+        static_cast<std::int64_t>(settings.number("auth-max-age", 86400, 1, 365ull * 86400));
+    auto key = settings.raw("telegram-public-key");
+    config.auth.public_key = key ? parse_public_key(*key) : telegram_production_public_key();
+    return config;
+}
+
+}  // namespace shopcast

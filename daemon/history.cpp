@@ -1,0 +1,59 @@
+#include "daemon/history.h"
+
+#include "daemon/cursor.h"
+
+namespace shopcast {
+
+History::History(std::string epoch, std::size_t max_events, std::size_t max_bytes)
+    : epoch_(std::move(epoch)), max_events_(max_events), max_bytes_(max_bytes) {}
+
+std::size_t History::cost_of(const StoredEvent& event) {
+    return sizeof(StoredEvent) + event.shop_id.capacity() + event.user_id.capacity() +
+           kFrameHeadroom + event.frame->size();
+}
+
+const StoredEvent& History::append(std::string_view json, std::string shop_id,
+                                   std::string user_id) {
+    const std::uint64_t seq = next_seq_++;
+    const std::string cursor = format_cursor(epoch_, seq);
+    // The validated object ends with '}'; the id goes in front of it, so nothing is re-parsed.
+    std::string payload;
+    payload.reserve(json.size() + cursor.size() + 8);
+    payload.append(json.substr(0, json.size() - 1));
+    payload.append(",\"id\":\"").append(cursor).append("\"}");
+
+    events_.push_back(
+        StoredEvent{seq, std::move(shop_id), std::move(user_id), make_frame(payload)});
+    bytes_ += cost_of(events_.back());
+    evict_to_limits();
+    return events_.back();
+}
+
+void History::evict_to_limits() {
+    // The newest event always stays, even when it alone exceeds the byte limit.
+    while (events_.size() > 1 && (events_.size() > max_events_ || bytes_ > max_bytes_)) {
+        bytes_ -= cost_of(events_.front());
+        events_.pop_front();
+    }
+}
+
+const StoredEvent* History::find(std::uint64_t seq) const {
+    if (seq < first_retained_seq() || seq >= next_seq_) return nullptr;
+    return &events_[seq - first_retained_seq()];
+}
+
+std::string History::cursor_for(std::uint64_t seq) const {
+    return format_cursor(epoch_, seq);
+}
+
+ResumePoint History::resume_point(std::string_view text) const {
+    auto cursor = parse_cursor(text);
+    if (!cursor) return {ResumeVerdict::malformed, 0};
+    if (cursor->epoch != epoch_) return {ResumeVerdict::other_epoch, 0};
+    if (cursor->seq > last_seq()) return {ResumeVerdict::unknown, 0};
+    // Every event after the cursor must still be here, else the replay would have a hole.
+    if (cursor->seq + 1 < first_retained_seq()) return {ResumeVerdict::too_old, 0};
+    return {ResumeVerdict::ok, cursor->seq + 1};
+}
+
+}  // namespace shopcast

@@ -1,0 +1,310 @@
+#include "daemon/hub.h"
+
+#include <algorithm>
+#include <iterator>
+
+#include "common/log.h"
+#include "daemon/client_action.h"
+#include "daemon/control_messages.h"
+
+namespace shopcast {
+namespace {
+
+constexpr int kCloseTryAgainLater = 1013;
+constexpr int kClosePolicyViolation = 1008;
+
+std::string_view resync_reason(ResumeVerdict verdict) {
+    switch (verdict) {
+        case ResumeVerdict::malformed:
+            return "malformed_cursor";
+        case ResumeVerdict::other_epoch:
+            return "epoch_changed";
+        case ResumeVerdict::unknown:
+            return "unknown_cursor";
+        case ResumeVerdict::too_old:
+            return "history_exhausted";
+        case ResumeVerdict::ok:
+            break;
+    }
+    return "unknown_cursor";
+}
+
+}  // namespace
+
+Hub::Hub(HubLimits limits, History history, IdempotencyCache idempotency,
+         const TelegramAuthenticator& authenticator, SessionWaker& waker, Clock clock)
+    : limits_(limits),
+      history_(std::move(history)),
+      idempotency_(std::move(idempotency)),
+      authenticator_(authenticator),
+      waker_(waker),
+      clock_(std::move(clock)) {}
+
+Admission Hub::admit(std::string_view client_ip) const {
+    if (sessions_.size() >= limits_.max_connections) return Admission::server_full;
+    auto it = sessions_per_ip_.find(std::string(client_ip));
+    if (it != sessions_per_ip_.end() && it->second >= limits_.max_connections_per_ip) {
+        return Admission::address_full;
+    }
+    return Admission::accepted;
+}
+
+Session& Hub::open_session(std::string client_ip, void* transport) {
+    auto session = std::make_unique<Session>();
+    session->client_ip = std::move(client_ip);
+    session->transport = transport;
+    session->next_seq = history_.last_seq() + 1;
+    session->lag_limit = limits_.max_queue_bytes;
+    session->action_tokens = limits_.action_burst;
+    session->action_tokens_at_ms = clock_();
+    session->registry_index = sessions_.size();
+    ++sessions_per_ip_[session->client_ip];
+    Session& opened = *session;
+    sessions_.push_back(std::move(session));
+    send_control(opened, control::hello(history_.cursor_for(history_.last_seq())));
+    return opened;
+}
+
+void Hub::close_session(Session& session) {
+    auto per_ip = sessions_per_ip_.find(session.client_ip);
+    if (per_ip != sessions_per_ip_.end() && --per_ip->second == 0) sessions_per_ip_.erase(per_ip);
+    // Swap-remove keeps the registry dense for the fan-out loop.
+    const std::size_t index = session.registry_index;
+    if (index != sessions_.size() - 1) {
+        std::swap(sessions_[index], sessions_.back());
+        sessions_[index]->registry_index = index;
+    }
+    sessions_.pop_back();
+}
+
+ipc::PublishAck Hub::publish(const ipc::PublishRequest& request) {
+    const std::int64_t now_seconds = clock_() / 1000;
+    if (!request.idempotency_key.empty()) {
+        if (auto first = idempotency_.find(request.idempotency_key, now_seconds)) {
+            first->status = ipc::AckStatus::duplicate;
+            log_line(LogLevel::info, "Broadcast skipped (repeated Idempotency-Key): " +
+                                         request.type + " id=" + first->id);
+            return *first;
+        }
+    }
+    if (request.json.size() < 2 || request.json.front() != '{' || request.json.back() != '}') {
+        return ipc::PublishAck{ipc::AckStatus::rejected, {}, 0};
+    }
+    const StoredEvent& event = history_.append(request.json, request.shop_id, request.user_id);
+    ipc::PublishAck ack{ipc::AckStatus::accepted, history_.cursor_for(event.seq), 0};
+    ack.recipients = static_cast<std::uint32_t>(deliver_to_all(event));
+    if (!request.idempotency_key.empty()) {
+        idempotency_.remember(request.idempotency_key, ack, now_seconds);
+    }
+    log_line(LogLevel::info, "Broadcast sent: " + request.type + " id=" + ack.id +
+                                 " recipients=" + std::to_string(ack.recipients));
+    return ack;
+}
+
+std::size_t Hub::deliver_to_all(const StoredEvent& event) {
+    const std::uint64_t oldest = history_.first_retained_seq();
+    const std::size_t bytes = event.frame->size();
+    std::size_t recipients = 0;
+    for (auto& owned : sessions_) {
+        Session& session = *owned;
+        if (session.close) continue;
+        if (session.next_seq < oldest) {
+            request_close(session, kCloseTryAgainLater, "fell behind; resume to catch up");
+            continue;
+        }
+        if (!may_receive(session.audience, event.shop_id, event.user_id)) {
+            // A caught-up session skips what it may not see, so it never lags on others' events.
+            if (session.live && session.next_seq == event.seq) ++session.next_seq;
+            continue;
+        }
+        ++recipients;
+        session.pending_bytes += bytes;
+        if (session.live && session.pending_bytes > session.lag_limit) {
+            request_close(session, kCloseTryAgainLater, "too slow; resume to catch up");
+            continue;
+        }
+        if (session.live) waker_.wake(session);
+    }
+    return recipients;
+}
+
+FramePtr Hub::next_frame(Session& session) {
+    if (!session.control.empty()) {
+        FramePtr frame = std::move(session.control.front());
+        session.control.pop_front();
+        return frame;
+    }
+    if (!session.live || session.close) return nullptr;
+    while (session.next_seq <= history_.last_seq()) {
+        const StoredEvent* event = history_.find(session.next_seq);
+        if (event == nullptr) {
+            request_close(session, kCloseTryAgainLater, "fell behind; resume to catch up");
+            return nullptr;
+        }
+        ++session.next_seq;
+        if (!may_receive(session.audience, event->shop_id, event->user_id)) continue;
+        session.pending_bytes -=
+            std::min<std::uint64_t>(session.pending_bytes, event->frame->size());
+        session.sent_events = true;
+        return event->frame;
+    }
+    // Caught up: whatever a replay allowed beyond the normal queue limit is spent.
+    session.pending_bytes = 0;
+    session.lag_limit = limits_.max_queue_bytes;
+    return nullptr;
+}
+
+bool Hub::wants_write(const Session& session) const {
+    return session.wants_write(history_.last_seq());
+}
+
+void Hub::release_hold(Session& session) {
+    if (session.live) return;
+    session.live = true;
+    if (wants_write(session)) waker_.wake(session);
+}
+
+void Hub::close_all(int code, std::string_view reason) {
+    for (auto& session : sessions_) request_close(*session, code, std::string(reason));
+}
+
+void Hub::send_control(Session& session, std::string message) {
+    if (session.control.size() >= limits_.max_control_messages) {
+        request_close(session, kClosePolicyViolation, "too many unanswered messages");
+        return;
+    }
+    session.control.push_back(make_frame(message));
+    waker_.wake(session);
+}
+
+void Hub::refuse_action(Session& session, std::string_view message) {
+    if (++session.strikes > limits_.max_strikes) {
+        request_close(session, kClosePolicyViolation, "too many invalid messages");
+        return;
+    }
+    send_control(session, control::error(message));
+}
+
+void Hub::request_close(Session& session, int code, std::string reason) {
+    if (session.close) return;
+    session.close = CloseRequest{code, std::move(reason)};
+    session.control.clear();
+    waker_.wake(session);
+}
+
+bool Hub::take_action_token(Session& session) {
+    const std::int64_t now = clock_();
+    const double elapsed = static_cast<double>(now - session.action_tokens_at_ms) / 1000.0;
+    session.action_tokens_at_ms = now;
+    session.action_tokens = std::min(limits_.action_burst,
+                                     session.action_tokens + elapsed * limits_.actions_per_second);
+    if (session.action_tokens < 1) return false;
+    session.action_tokens -= 1;
+    return true;
+}
+
+void Hub::on_binary_message(Session& session) {
+    if (session.close) return;
+    if (!take_action_token(session)) {
+        request_close(session, kClosePolicyViolation, "too many messages");
+        return;
+    }
+    refuse_action(session, "binary messages are not supported; send JSON text");
+}
+
+void Hub::on_text_message(Session& session, std::string_view text) {
+    if (session.close) return;
+    if (!take_action_token(session)) {
+        request_close(session, kClosePolicyViolation, "too many messages");
+        return;
+    }
+    ClientActionResult parsed = parse_client_action(text);
+    if (!parsed.ok) {
+        refuse_action(session, parsed.error);
+        return;
+    }
+    switch (parsed.action.kind) {
+        case ClientActionKind::auth:
+            handle_auth(session, parsed.action.init_data);
+            break;
+        case ClientActionKind::subscribe:
+            handle_shops(session, true, parsed.action.shops);
+            break;
+        case ClientActionKind::unsubscribe:
+            handle_shops(session, false, parsed.action.shops);
+            break;
+        case ClientActionKind::resume:
+            handle_resume(session, parsed.action.since);
+            break;
+    }
+}
+
+void Hub::handle_auth(Session& session, std::string_view init_data) {
+    if (!authenticator_.configured()) {
+        refuse_action(session, "auth not configured");
+        return;
+    }
+    AuthOutcome outcome = authenticator_.verify(init_data, clock_() / 1000);
+    if (!outcome.ok) {
+        refuse_action(session, "auth failed: " + outcome.error);
+        return;
+    }
+    session.audience.user_id = outcome.user_id;
+    send_control(session, control::auth_ok(outcome.user_id));
+}
+
+void Hub::handle_shops(Session& session, bool subscribe, const std::vector<std::string>& shops) {
+    const auto& current = session.audience.shops;
+    std::vector<std::string> updated;
+    if (subscribe) {
+        std::set_union(current.begin(), current.end(), shops.begin(), shops.end(),
+                       std::back_inserter(updated));
+    } else {
+        std::set_difference(current.begin(), current.end(), shops.begin(), shops.end(),
+                            std::back_inserter(updated));
+    }
+    if (updated.size() > limits_.max_shops) {
+        refuse_action(session, "at most " + std::to_string(limits_.max_shops) +
+                                   " shop subscriptions per connection");
+        return;
+    }
+    session.audience.shops = std::move(updated);
+    session.pending_bytes = visible_bytes_from(session, session.next_seq);
+    send_control(session, control::subscribed(session.audience.shops));
+}
+
+void Hub::handle_resume(Session& session, std::string_view since) {
+    ResumePoint point = history_.resume_point(since);
+    if (point.verdict != ResumeVerdict::ok) {
+        send_control(session, control::resync(resync_reason(point.verdict)));
+        release_hold(session);
+        return;
+    }
+    if (session.sent_events) {
+        // Live events already went out on this connection; a replay would now arrive out of
+        // order. Resuming from where this connection stands is harmless, anything older is not.
+        if (point.next_seq < session.next_seq) {
+            send_control(session, control::resync("resume_after_live_delivery"));
+        }
+        return;
+    }
+    session.next_seq = point.next_seq;
+    session.pending_bytes = visible_bytes_from(session, point.next_seq);
+    // The replay itself may exceed the queue limit; only growth beyond it counts as lagging.
+    session.lag_limit = limits_.max_queue_bytes + session.pending_bytes;
+    session.live = false;
+    release_hold(session);
+}
+
+std::uint64_t Hub::visible_bytes_from(const Session& session, std::uint64_t seq) const {
+    std::uint64_t bytes = 0;
+    for (; seq <= history_.last_seq(); ++seq) {
+        const StoredEvent* event = history_.find(seq);
+        if (event != nullptr && may_receive(session.audience, event->shop_id, event->user_id)) {
+            bytes += event->frame->size();
+        }
+    }
+    return bytes;
+}
+
+}  // namespace shopcast

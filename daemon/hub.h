@@ -1,0 +1,93 @@
+// Fan-out: turns published events into deliveries, and browser actions into session state.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "daemon/event_sink.h"
+#include "daemon/history.h"
+#include "daemon/idempotency.h"
+#include "daemon/session.h"
+#include "daemon/telegram_auth.h"
+
+namespace shopcast {
+
+struct HubLimits {
+    std::size_t max_connections = 10000;
+    std::size_t max_connections_per_ip = 256;
+    std::uint64_t max_queue_bytes = 1024 * 1024;
+    std::size_t max_shops = 100;
+    std::size_t max_control_messages = 64;
+    double actions_per_second = 20;  // sustained browser actions before 1008
+    double action_burst = 40;
+    unsigned max_strikes = 20;
+};
+
+// Implemented by the transport: asks for a write opportunity for `session` (lws'
+// callback_on_writable). Called on the service thread only.
+class SessionWaker {
+  public:
+    virtual ~SessionWaker() = default;
+    virtual void wake(Session& session) = 0;
+};
+
+enum class Admission { accepted, server_full, address_full };
+
+// One per daemon, used only on the service thread. Owns every Session and the History.
+class Hub final : public EventSink {
+  public:
+    using Clock = std::function<std::int64_t()>;  // milliseconds since the Unix epoch
+
+    Hub(HubLimits limits, History history, IdempotencyCache idempotency,
+        const TelegramAuthenticator& authenticator, SessionWaker& waker, Clock clock);
+
+    Admission admit(std::string_view client_ip) const;
+    // Registers a connection and queues its `hello`. Live events are held until release_hold().
+    // `transport` is the glue's handle, stored before the first wake-up.
+    Session& open_session(std::string client_ip, void* transport = nullptr);
+    void close_session(Session& session);
+
+    ipc::PublishAck publish(const ipc::PublishRequest& request) override;
+
+    void on_text_message(Session& session, std::string_view text);
+    void on_binary_message(Session& session);
+    void release_hold(Session& session);
+
+    // The next frame to write to `session` (control messages first), or nullptr when nothing is
+    // due. Sets session.close when the connection fell out of the history.
+    FramePtr next_frame(Session& session);
+    bool wants_write(const Session& session) const;
+
+    // Asks every connection to close with `code` (1001 on shutdown).
+    void close_all(int code, std::string_view reason);
+
+    std::size_t session_count() const { return sessions_.size(); }
+    const History& history() const { return history_; }
+
+  private:
+    void send_control(Session& session, std::string message);
+    void refuse_action(Session& session, std::string_view message);
+    void request_close(Session& session, int code, std::string reason);
+    bool take_action_token(Session& session);
+    std::uint64_t visible_bytes_from(const Session& session, std::uint64_t seq) const;
+    std::size_t deliver_to_all(const StoredEvent& event);
+
+    void handle_auth(Session& session, std::string_view init_data);
+    void handle_shops(Session& session, bool subscribe, const std::vector<std::string>& shops);
+    void handle_resume(Session& session, std::string_view since);
+
+    HubLimits limits_;
+    History history_;
+    IdempotencyCache idempotency_;
+    const TelegramAuthenticator& authenticator_;
+    SessionWaker& waker_;
+    Clock clock_;
+    std::vector<std::unique_ptr<Session>> sessions_;
+    std::unordered_map<std::string, std::size_t> sessions_per_ip_;
+};
+
+}  // namespace shopcast

@@ -1,0 +1,210 @@
+#include "daemon/server.h"
+
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+
+#include <array>
+#include <cerrno>
+#include <chrono>
+#include <csignal>
+#include <cstring>
+#include <memory>
+
+#include "common/fd.h"
+#include "common/log.h"
+#include "daemon/cursor.h"
+#include "daemon/ipc_listener.h"
+#include "daemon/sd_notify.h"
+#include "daemon/ws_protocol.h"
+
+namespace shopcast {
+namespace {
+
+constexpr auto kShutdownGrace = std::chrono::seconds(3);
+volatile std::sig_atomic_t stop_requested = 0;
+
+void request_stop(int) {
+    stop_requested = 1;
+}
+
+void install_signal_handlers() {
+    struct sigaction action {};
+    action.sa_handler = request_stop;  // no SA_RESTART: poll() returns EINTR and the loop looks
+    sigemptyset(&action.sa_mask);
+    sigaction(SIGTERM, &action, nullptr);
+    sigaction(SIGINT, &action, nullptr);
+}
+
+struct ContextDeleter {
+    void operator()(lws_context* context) const noexcept { lws_context_destroy(context); }
+};
+using ContextPtr = std::unique_ptr<lws_context, ContextDeleter>;
+
+// lws unlinks a socket path before binding, so a second daemon would silently steal the
+// sockets of the first; an exclusive lock next to the events socket prevents that.
+UniqueFd lock_instance(const std::string& events_socket) {
+    const std::string path = events_socket + ".lock";
+    UniqueFd fd(::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0660));
+    if (!fd.valid()) throw ConfigError("cannot open " + path + ": " + std::strerror(errno));
+    if (::flock(fd.get(), LOCK_EX | LOCK_NB) != 0) {
+        throw ConfigError("another shopcastd is running (" + path + " is locked)");
+    }
+    return fd;
+}
+
+unsigned raise_fd_limit() {
+    rlimit limit{};
+    if (::getrlimit(RLIMIT_NOFILE, &limit) != 0) return 1024;
+    limit.rlim_cur = limit.rlim_max;
+    ::setrlimit(RLIMIT_NOFILE, &limit);
+    return static_cast<unsigned>(std::min<rlim_t>(limit.rlim_cur, 1u << 20));
+}
+
+void emit_lws_log(int level, const char* line) {
+    std::string_view text(line);
+    while (!text.empty() && (text.back() == '\n' || text.back() == '\r')) text.remove_suffix(1);
+    log_line(level == LLL_ERR ? LogLevel::error : LogLevel::warning, "lws: " + std::string(text));
+}
+
+// Re-arms itself every half watchdog period. `timer` must be the first member.
+struct WatchdogTimer {
+    lws_sorted_usec_list_t timer;
+    lws_context* context;
+    lws_usec_t interval;
+};
+
+void ping_watchdog(lws_sorted_usec_list_t* timer) {
+    auto* watchdog = reinterpret_cast<WatchdogTimer*>(timer);
+    notify_systemd("WATCHDOG=1");
+    lws_sul_schedule(watchdog->context, 0, &watchdog->timer, ping_watchdog, watchdog->interval);
+}
+
+std::int64_t now_ms() {
+    using namespace std::chrono;
+    return duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count();
+}
+
+lws_vhost* create_websocket_vhost(lws_context* context, const DaemonConfig& config,
+                                  const lws_protocols* protocols, WebSocketContext& user,
+                                  const lws_retry_bo_t& keepalive) {
+    // Browsers send no subprotocol: the per-vhost option "default" binds them to ours.
+    static const lws_protocol_vhost_options default_option{nullptr, nullptr, "default", "1"};
+    static const lws_protocol_vhost_options protocol_options{nullptr, &default_option, "shopcast",
+                                                             ""};
+    lws_context_creation_info info{};
+    info.vhost_name = "websocket";
+    info.protocols = protocols;
+    info.pvo = &protocol_options;
+    info.user = &user;
+    info.retry_and_idle_policy = &keepalive;
+    info.options = LWS_SERVER_OPTION_FAIL_UPON_UNABLE_TO_BIND;
+    if (!config.ws_listen.unix_path.empty()) {
+        info.options |= LWS_SERVER_OPTION_UNIX_SOCK;
+        info.iface = config.ws_listen.unix_path.c_str();
+        info.port = 0;
+    } else {
+        // Without DISABLE_IPV6 lws binds every interface, whatever iface says.
+        info.options |= LWS_SERVER_OPTION_DISABLE_IPV6;
+        info.iface = config.ws_listen.host.c_str();
+        info.port = config.ws_listen.port;
+    }
+    return lws_create_vhost(context, &info);
+}
+
+lws_vhost* create_ipc_vhost(lws_context* context, const DaemonConfig& config,
+                            const lws_protocols* protocols, IpcListener& user) {
+    lws_context_creation_info info{};
+    info.vhost_name = "events";
+    info.protocols = protocols;
+    info.user = &user;
+    info.options = LWS_SERVER_OPTION_UNIX_SOCK |
+                   LWS_SERVER_OPTION_ADOPT_APPLY_LISTEN_ACCEPT_CONFIG |
+                   LWS_SERVER_OPTION_FAIL_UPON_UNABLE_TO_BIND;
+    info.iface = config.events_socket.c_str();
+    info.port = 0;
+    info.listen_accept_role = "raw-skt";
+    info.listen_accept_protocol = kIpcProtocolName;
+    return lws_create_vhost(context, &info);
+}
+
+std::string describe_listener(const ListenAddress& address) {
+    if (!address.unix_path.empty()) return "unix:" + address.unix_path;
+    return address.host + ":" + std::to_string(address.port);
+}
+
+}  // namespace
+
+int run_daemon(const DaemonConfig& config) {
+    ::umask(0007);  // nothing we create is for other users
+    UniqueFd instance_lock = lock_instance(config.events_socket);
+    install_signal_handlers();
+    lws_set_log_level(LLL_ERR | LLL_WARN, emit_lws_log);
+
+    if (config.allowed_origins.empty()) {
+        log_line(LogLevel::warning,
+                 "SHOPCAST_ALLOWED_ORIGINS is empty: browsers (which send Origin) are refused");
+    }
+    TelegramAuthenticator authenticator(config.auth);
+    LwsSessionWaker waker;
+    Hub hub(config.limits, History(new_epoch(), config.history_events, config.history_bytes),
+            IdempotencyCache(config.idempotency_ttl_seconds, 100000), authenticator, waker, now_ms);
+    WebSocketContext websocket_context{&hub, config.allowed_origins,
+                                       !config.ws_listen.unix_path.empty(), config.live_hold_ms};
+    IpcListener ipc_listener(hub);
+
+    const std::array<lws_protocols, 2> websocket_protocols{websocket_protocol(), lws_protocols{}};
+    const std::array<lws_protocols, 2> ipc_protocols{ipc_protocol(), lws_protocols{}};
+    lws_retry_bo_t keepalive{};
+    keepalive.secs_since_valid_ping = static_cast<std::uint16_t>(config.ping_interval_seconds);
+    keepalive.secs_since_valid_hangup = static_cast<std::uint16_t>(config.hangup_timeout_seconds);
+
+    lws_context_creation_info info{};
+    info.options = LWS_SERVER_OPTION_EXPLICIT_VHOSTS;
+    info.fd_limit_per_thread = std::min<unsigned>(
+        raise_fd_limit(), static_cast<unsigned>(config.limits.max_connections) + 64);
+    info.max_http_header_data = 8192;
+    ContextPtr context(lws_create_context(&info));
+    if (!context) throw ConfigError("cannot create the libwebsockets context");
+
+    if (!create_websocket_vhost(context.get(), config, websocket_protocols.data(),
+                                websocket_context, keepalive)) {
+        throw ConfigError("cannot listen for WebSockets on " + describe_listener(config.ws_listen));
+    }
+    if (!create_ipc_vhost(context.get(), config, ipc_protocols.data(), ipc_listener)) {
+        throw ConfigError("cannot listen for events on " + config.events_socket);
+    }
+
+    // Read-write for the owner and the group shared with nginx and shopcast-fcgi, nothing else.
+    if (!config.ws_listen.unix_path.empty()) ::chmod(config.ws_listen.unix_path.c_str(), 0660);
+    ::chmod(config.events_socket.c_str(), 0660);
+
+    WatchdogTimer watchdog{{}, context.get(), watchdog_ping_interval_usec()};
+    if (watchdog.interval > 0) ping_watchdog(&watchdog.timer);
+    notify_systemd("READY=1");
+    log_line(LogLevel::info, "shopcastd ready: websockets on " +
+                                 describe_listener(config.ws_listen) + ", events on " +
+                                 config.events_socket + ", epoch " + hub.history().epoch());
+
+    while (!stop_requested) {
+        if (lws_service(context.get(), 0) < 0) break;
+    }
+
+    notify_systemd("STOPPING=1");
+    log_line(LogLevel::info,
+             "stopping: closing " + std::to_string(hub.session_count()) + " connections with 1001");
+    hub.close_all(1001, "server restarting; reconnect and resume");
+    const auto deadline = std::chrono::steady_clock::now() + kShutdownGrace;
+    while (hub.session_count() > 0 && std::chrono::steady_clock::now() < deadline) {
+        if (lws_service(context.get(), 0) < 0) break;
+    }
+    if (watchdog.interval > 0) lws_sul_cancel(&watchdog.timer);
+    context.reset();
+    if (!config.ws_listen.unix_path.empty()) ::unlink(config.ws_listen.unix_path.c_str());
+    ::unlink(config.events_socket.c_str());
+    log_line(LogLevel::info, "stopped");
+    return 0;
+}
+
+}  // namespace shopcast

@@ -1,0 +1,179 @@
+#include "daemon/ws_protocol.h"
+
+#include <algorithm>
+#include <array>
+
+#include "daemon/client_action.h"
+
+namespace shopcast {
+namespace {
+
+static_assert(LWS_PRE <= kFrameHeadroom, "SharedFrame headroom must fit the WebSocket header");
+
+constexpr int kCloseMessageTooBig = 1009;
+constexpr std::size_t kMaxEventFrameBytes = 72 * 1024;
+
+// Per-connection data lws allocates zeroed; it only points at the Hub-owned Session.
+struct ConnectionData {
+    Session* session;
+    bool binary_message;
+};
+
+WebSocketContext& context_of(lws* wsi) {
+    return *static_cast<WebSocketContext*>(lws_get_vhost_user(lws_get_vhost(wsi)));
+}
+
+std::string header(lws* wsi, lws_token_indexes token) {
+    std::array<char, 256> buffer{};
+    if (lws_hdr_total_length(wsi, token) >= static_cast<int>(buffer.size())) return {};
+    if (lws_hdr_copy(wsi, buffer.data(), static_cast<int>(buffer.size()), token) < 0) return {};
+    return buffer.data();
+}
+
+std::string client_address(lws* wsi, const WebSocketContext& context) {
+    if (context.trust_real_ip_header) {
+        std::string forwarded = header(wsi, WSI_TOKEN_HTTP_X_REAL_IP);
+        return forwarded.empty() ? "local" : forwarded;
+    }
+    std::array<char, 64> peer{};
+    lws_get_peer_simple(wsi, peer.data(), peer.size());
+    return peer.data();
+}
+
+bool origin_allowed(lws* wsi, const WebSocketContext& context) {
+    if (lws_hdr_total_length(wsi, WSI_TOKEN_ORIGIN) <= 0) return true;  // not a browser
+    const std::string origin = header(wsi, WSI_TOKEN_ORIGIN);
+    const auto& allowed = context.allowed_origins;
+    return std::find(allowed.begin(), allowed.end(), origin) != allowed.end();
+}
+
+// Answers the upgrade request itself (403/503) when the connection may not open.
+int confirm_upgrade(lws* wsi) {
+    const WebSocketContext& context = context_of(wsi);
+    if (!origin_allowed(wsi, context)) {
+        lws_return_http_status(wsi, HTTP_STATUS_FORBIDDEN, "origin not allowed");
+        return 1;
+    }
+    switch (context.hub->admit(client_address(wsi, context))) {
+        case Admission::accepted:
+            return 0;
+        case Admission::server_full:
+            lws_return_http_status(wsi, HTTP_STATUS_SERVICE_UNAVAILABLE, "too many connections");
+            return 1;
+        case Admission::address_full:
+            lws_return_http_status(wsi, HTTP_STATUS_SERVICE_UNAVAILABLE,
+                                   "too many connections from this address");
+            return 1;
+    }
+    return 1;
+}
+
+void open_connection(lws* wsi, ConnectionData& data) {
+    WebSocketContext& context = context_of(wsi);
+    Session& session = context.hub->open_session(client_address(wsi, context), wsi);
+    data.session = &session;
+    if (context.live_hold_ms > 0) {
+        lws_set_timer_usecs(wsi, context.live_hold_ms * LWS_US_PER_MS);
+    } else {
+        context.hub->release_hold(session);
+    }
+}
+
+int receive_fragment(lws* wsi, ConnectionData& data, std::string_view fragment) {
+    Session& session = *data.session;
+    Hub& hub = *context_of(wsi).hub;
+    if (lws_is_first_fragment(wsi)) data.binary_message = lws_frame_is_binary(wsi) != 0;
+    const bool final_fragment =
+        lws_is_final_fragment(wsi) && lws_remaining_packet_payload(wsi) == 0;
+    switch (session.append_fragment(fragment, final_fragment, kMaxClientMessageBytes)) {
+        case InboundStatus::incomplete:
+            return 0;
+        case InboundStatus::too_large: {
+            static constexpr char kReason[] = "message over 4 KiB";
+            lws_close_reason(wsi, static_cast<lws_close_status>(kCloseMessageTooBig),
+                             reinterpret_cast<unsigned char*>(const_cast<char*>(kReason)),
+                             sizeof(kReason) - 1);
+            return -1;
+        }
+        case InboundStatus::complete:
+            break;
+    }
+    std::string message = std::move(session.inbound);
+    session.inbound.clear();
+    if (data.binary_message) {
+        hub.on_binary_message(session);
+    } else {
+        hub.on_text_message(session, message);
+    }
+    return 0;
+}
+
+// One lws_write per callback, as lws requires; re-arms while more is due.
+int write_next(lws* wsi, Session& session) {
+    Hub& hub = *context_of(wsi).hub;
+    if (session.close && session.control.empty()) {
+        std::string reason = session.close->reason;
+        lws_close_reason(wsi, static_cast<lws_close_status>(session.close->code),
+                         reinterpret_cast<unsigned char*>(reason.data()), reason.size());
+        return -1;
+    }
+    if (FramePtr frame = hub.next_frame(session)) {
+        if (lws_write(wsi, frame->payload_for_writer(), frame->size(), LWS_WRITE_TEXT) <
+            static_cast<int>(frame->size())) {
+            return -1;
+        }
+    }
+    if (hub.wants_write(session)) lws_callback_on_writable(wsi);
+    return 0;
+}
+
+int callback(lws* wsi, lws_callback_reasons reason, void* user, void* in, std::size_t len) {
+    auto* data = static_cast<ConnectionData*>(user);
+    switch (reason) {
+        case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
+            return confirm_upgrade(wsi);
+        case LWS_CALLBACK_ESTABLISHED:
+            open_connection(wsi, *data);
+            return 0;
+        case LWS_CALLBACK_TIMER:
+            if (data != nullptr && data->session != nullptr) {
+                context_of(wsi).hub->release_hold(*data->session);
+            }
+            return 0;
+        case LWS_CALLBACK_RECEIVE:
+            if (data == nullptr || data->session == nullptr) return -1;
+            return receive_fragment(wsi, *data, {static_cast<const char*>(in), len});
+        case LWS_CALLBACK_SERVER_WRITEABLE:
+            if (data == nullptr || data->session == nullptr) return 0;
+            return write_next(wsi, *data->session);
+        case LWS_CALLBACK_CLOSED:
+            // Also raised for connections refused before ESTABLISHED, with no session yet.
+            if (data != nullptr && data->session != nullptr) {
+                context_of(wsi).hub->close_session(*data->session);
+                data->session = nullptr;
+            }
+            return 0;
+        default:
+            return lws_callback_http_dummy(wsi, reason, user, in, len);
+    }
+}
+
+}  // namespace
+
+void LwsSessionWaker::wake(Session& session) {
+    if (session.transport != nullptr) {
+        lws_callback_on_writable(static_cast<lws*>(session.transport));
+    }
+}
+
+lws_protocols websocket_protocol() {
+    lws_protocols protocol{};
+    protocol.name = "shopcast";
+    protocol.callback = callback;
+    protocol.per_session_data_size = sizeof(ConnectionData);
+    protocol.rx_buffer_size = 1024;  // small: browsers send tiny messages, assembled in Session
+    protocol.tx_packet_size = kMaxEventFrameBytes;  // an event is written in one piece
+    return protocol;
+}
+
+}  // namespace shopcast

@@ -1,0 +1,29 @@
+// The browser-facing WebSocket protocol: lws events in, Hub calls out.
+#pragma once
+
+#include <libwebsockets.h>
+
+#include <string>
+#include <vector>
+
+#include "daemon/hub.h"
+
+namespace shopcast {
+
+// One per daemon; the WebSocket vhost's user pointer.
+struct WebSocketContext {
+    Hub* hub = nullptr;
+    std::vector<std::string> allowed_origins;
+    bool trust_real_ip_header = false;  // only nginx can reach a Unix-socket listener
+    std::int64_t live_hold_ms = 1000;
+};
+
+// Asks lws for a write opportunity on the session's connection.
+class LwsSessionWaker final : public SessionWaker {
+  public:
+    void wake(Session& session) override;
+};
+
+lws_protocols websocket_protocol();
+
+}  // namespace shopcast
