@@ -57,7 +57,9 @@ Settings::Settings(int argc, char** argv, std::vector<SettingSpec> specs)
         std::string_view base = name;
         if (ends_with(base, kFileSuffix)) base.remove_suffix(kFileSuffix.size());
         bool known = false;
-        for (const auto& s : specs_) known = known || s.flag == name || s.flag == base;
+        for (const auto& s : specs_) {
+            known = known || s.flag == name || (s.from_file && s.flag == base);
+        }
         if (!known) throw ConfigError("unknown option --" + name + " (see --help)");
         flags_[name] = value;
     }

@@ -22,6 +22,8 @@ struct SettingSpec {
     std::string env;
     std::string default_text;
     std::string help;
+    // A secret may also come from a file: `--<flag>-file PATH` or `<ENV>_FILE`.
+    bool from_file = false;
 };
 
 class Settings {

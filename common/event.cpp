@@ -1,12 +1,12 @@
 #include "common/event.h"
 
-#include <rapidjson/document.h>
 #include <rapidjson/error/en.h>
 #include <rapidjson/reader.h>
 
 #include <algorithm>
 #include <array>
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <set>
 
@@ -15,7 +15,7 @@ namespace {
 
 constexpr unsigned kParseFlags = rapidjson::kParseIterativeFlag |
                                  rapidjson::kParseValidateEncodingFlag |
-                                 rapidjson::kParseFullPrecisionFlag;
+                                 rapidjson::kParseNumbersAsStringsFlag;
 constexpr std::uint64_t kMaxIntegerId = (std::uint64_t{1} << 53) - 1;
 constexpr std::size_t kMaxStringIdLength = 64;
 constexpr std::size_t kMaxStatusLength = 32;
@@ -36,48 +36,72 @@ constexpr std::array<TypeRule, 6> kTypeRules{{
 
 constexpr std::array<std::string_view, 4> kIdFields{"shopId", "productId", "orderId", "userId"};
 
-// First pass over the raw bytes: rejects nesting beyond kMaxJsonDepth (without recursion) and
-// notes duplicate keys at any level, which RapidJSON's DOM would otherwise silently accept.
-class StructureCheck : public rapidjson::BaseReaderHandler<rapidjson::UTF8<>, StructureCheck> {
+// A top-level member as the rules need it: its JSON kind and, for strings and numbers, its text.
+struct TopLevelValue {
+    enum class Kind { string, number, other } kind = Kind::other;
+    std::string text;  // a string's decoded value, or a number's literal exactly as written
+};
+
+// One SAX pass over the raw bytes, without recursion: refuses nesting beyond kMaxJsonDepth,
+// notes duplicate keys at any level (a DOM would keep both silently), and records the top-level
+// members. Numbers arrive as their literal text, so 1e400 is valid JSON (an invalid ID), not a
+// parse error, and an integer ID is judged by how it was written.
+class EventReader : public rapidjson::BaseReaderHandler<rapidjson::UTF8<>, EventReader> {
   public:
-    bool Default() { return true; }
-    bool StartObject() {
-        keys_.emplace_back();
-        return enter();
+    bool Null() { return scalar(TopLevelValue::Kind::other, {}); }
+    bool Bool(bool) { return scalar(TopLevelValue::Kind::other, {}); }
+    bool RawNumber(const char* text, rapidjson::SizeType length, bool) {
+        return scalar(TopLevelValue::Kind::number, {text, length});
     }
-    bool EndObject(rapidjson::SizeType) {
-        keys_.pop_back();
-        --depth_;
-        return true;
+    bool String(const char* text, rapidjson::SizeType length, bool) {
+        return scalar(TopLevelValue::Kind::string, {text, length});
     }
-    bool StartArray() {
-        keys_.emplace_back();
-        return enter();
-    }
-    bool EndArray(rapidjson::SizeType) {
-        keys_.pop_back();
-        --depth_;
-        return true;
-    }
+    bool StartObject() { return open_container(); }
+    bool StartArray() { return open_container(); }
+    bool EndObject(rapidjson::SizeType) { return close_container(); }
+    bool EndArray(rapidjson::SizeType) { return close_container(); }
     bool Key(const char* text, rapidjson::SizeType length, bool) {
         std::string key(text, length);
         if (!keys_.back().insert(key).second && duplicate_key_.empty()) duplicate_key_ = key;
+        if (depth_ == 1) pending_key_ = std::move(key);
         return true;
     }
 
     bool too_deep() const { return too_deep_; }
+    bool root_is_object() const { return root_is_object_; }
     const std::string& duplicate_key() const { return duplicate_key_; }
+    const TopLevelValue* member(std::string_view key) const {
+        auto it = members_.find(std::string(key));
+        return it == members_.end() ? nullptr : &it->second;
+    }
 
   private:
-    bool enter() {
+    bool scalar(TopLevelValue::Kind kind, std::string_view text) {
+        if (depth_ == 1) members_[pending_key_] = TopLevelValue{kind, std::string(text)};
+        return true;
+    }
+    bool open_container() {
+        if (depth_ == 0) root_is_object_ = keys_.empty() && !seen_root_;
+        seen_root_ = true;
+        if (depth_ == 1) members_[pending_key_] = TopLevelValue{};
+        keys_.emplace_back();
         if (++depth_ > kMaxJsonDepth) too_deep_ = true;
         return !too_deep_;
     }
+    bool close_container() {
+        keys_.pop_back();
+        --depth_;
+        return true;
+    }
 
     std::vector<std::set<std::string>> keys_;
+    std::map<std::string, TopLevelValue> members_;
+    std::string pending_key_;
+    std::string duplicate_key_;
     int depth_ = 0;
     bool too_deep_ = false;
-    std::string duplicate_key_;
+    bool seen_root_ = false;
+    bool root_is_object_ = false;
 };
 
 std::string_view trim_json_whitespace(std::string_view text) {
@@ -99,10 +123,26 @@ bool is_id_character(char c) {
            c == '-';
 }
 
-// The textual form of a valid ID, or nullopt. Integer IDs must be written as integer literals.
-std::optional<std::string> id_text(const rapidjson::Value& value) {
-    if (value.IsString()) return id_from_string({value.GetString(), value.GetStringLength()});
-    if (value.IsUint64() && !value.IsDouble()) return id_from_integer(value.GetUint64());
+// An integer literal: digits only (no sign, fraction or exponent) and at most 2^53-1.
+std::optional<std::string> id_from_literal(std::string_view literal) {
+    if (literal.empty() || literal.size() > 16) return std::nullopt;
+    std::uint64_t number = 0;
+    for (char c : literal) {
+        if (c < '0' || c > '9') return std::nullopt;
+        number = number * 10 + static_cast<std::uint64_t>(c - '0');
+    }
+    return id_from_integer(number);
+}
+
+std::optional<std::string> id_text(const TopLevelValue& value) {
+    switch (value.kind) {
+        case TopLevelValue::Kind::string:
+            return id_from_string(value.text);
+        case TopLevelValue::Kind::number:
+            return id_from_literal(value.text);
+        case TopLevelValue::Kind::other:
+            break;
+    }
     return std::nullopt;
 }
 
@@ -140,12 +180,17 @@ bool is_known_event_type(std::string_view type) {
 ValidationResult validate_event(std::string_view body, const ValidationPolicy& policy) {
     const std::string_view json = trim_json_whitespace(body);
     if (json.empty()) return fail(EventError::invalid_json, "request body is empty");
+    // RapidJSON reads a NUL as the end of input and would ignore whatever follows it; a raw NUL
+    // is never valid JSON, so it is refused before parsing.
+    if (json.find('\0') != std::string_view::npos) {
+        return fail(EventError::invalid_json, "NUL byte in request body");
+    }
 
-    StructureCheck structure;
+    EventReader event;
     rapidjson::Reader reader;
     rapidjson::MemoryStream stream(json.data(), json.size());
-    rapidjson::ParseResult parsed = reader.Parse<kParseFlags>(stream, structure);
-    if (structure.too_deep()) {
+    rapidjson::ParseResult parsed = reader.Parse<kParseFlags>(stream, event);
+    if (event.too_deep()) {
         return fail(EventError::invalid_json,
                     "JSON nesting deeper than " + std::to_string(kMaxJsonDepth) + " levels");
     }
@@ -154,45 +199,39 @@ ValidationResult validate_event(std::string_view body, const ValidationPolicy& p
                                                   std::to_string(parsed.Offset()) + ": " +
                                                   rapidjson::GetParseError_En(parsed.Code()));
     }
-
-    rapidjson::Document document;
-    document.Parse<kParseFlags>(json.data(), json.size());
-    if (document.HasParseError()) return fail(EventError::invalid_json, "invalid JSON");
-    if (!document.IsObject()) return fail(EventError::invalid_event, "body must be a JSON object");
-    if (!structure.duplicate_key().empty()) {
-        return fail(EventError::invalid_event,
-                    "duplicate key \"" + structure.duplicate_key() + "\"");
+    if (!event.root_is_object()) {
+        return fail(EventError::invalid_event, "body must be a JSON object");
+    }
+    if (!event.duplicate_key().empty()) {
+        return fail(EventError::invalid_event, "duplicate key \"" + event.duplicate_key() + "\"");
     }
 
-    auto type_member = document.FindMember("type");
-    if (type_member == document.MemberEnd()) {
-        return fail(EventError::invalid_event, "type is required");
-    }
-    if (!type_member->value.IsString()) {
+    const TopLevelValue* type_value = event.member("type");
+    if (type_value == nullptr) return fail(EventError::invalid_event, "type is required");
+    if (type_value->kind != TopLevelValue::Kind::string) {
         return fail(EventError::invalid_event, "type must be a string");
     }
-    std::string type(type_member->value.GetString(), type_member->value.GetStringLength());
+    const std::string& type = type_value->text;
     const TypeRule* rule = find_rule(type);
     if (rule == nullptr) {
         return fail(EventError::invalid_event,
                     "unknown type; expected one of product_added, product_updated, "
                     "product_deleted, order_status, new_subscriber, shop_updated");
     }
-    if (document.HasMember("id")) {
+    if (event.member("id") != nullptr) {
         return fail(EventError::invalid_event, "id is reserved for the server");
     }
     for (std::string_view field : rule->required) {
-        if (!field.empty() &&
-            !document.HasMember(rapidjson::StringRef(field.data(), field.size()))) {
+        if (!field.empty() && event.member(field) == nullptr) {
             return fail(EventError::invalid_event, std::string(field) + " is required for " + type);
         }
     }
 
     ValidationResult result;
     for (std::string_view field : kIdFields) {
-        auto member = document.FindMember(rapidjson::StringRef(field.data(), field.size()));
-        if (member == document.MemberEnd()) continue;
-        auto text = id_text(member->value);
+        const TopLevelValue* value = event.member(field);
+        if (value == nullptr) continue;
+        auto text = id_text(*value);
         if (!text) {
             return fail(EventError::invalid_event,
                         std::string(field) +
@@ -203,10 +242,9 @@ ValidationResult validate_event(std::string_view body, const ValidationPolicy& p
         if (field == "userId") result.event.user_id = std::move(*text);
     }
 
-    if (auto status = document.FindMember("status"); status != document.MemberEnd()) {
-        const bool valid = status->value.IsString() && status->value.GetStringLength() > 0 &&
-                           count_code_points({status->value.GetString(),
-                                              status->value.GetStringLength()}) <= kMaxStatusLength;
+    if (const TopLevelValue* status = event.member("status")) {
+        const bool valid = status->kind == TopLevelValue::Kind::string && !status->text.empty() &&
+                           count_code_points(status->text) <= kMaxStatusLength;
         if (!valid) {
             return fail(EventError::invalid_event, "status must be a string of 1-32 characters");
         }
@@ -219,7 +257,7 @@ ValidationResult validate_event(std::string_view body, const ValidationPolicy& p
     }
 
     result.ok = true;
-    result.event.type = std::move(type);
+    result.event.type = type;
     result.event.json.assign(json);
     return result;
 }

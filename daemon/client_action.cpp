@@ -63,6 +63,8 @@ bool parse_string_field(const rapidjson::Document& document, const char* name,
 
 ClientActionResult parse_client_action(std::string_view text) {
     if (text.size() > kMaxClientMessageBytes) return refuse("message too large");
+    // A raw NUL would end RapidJSON's input early; it is never valid JSON.
+    if (text.find('\0') != std::string_view::npos) return refuse("NUL byte in message");
     rapidjson::Document document;
     document.Parse<kParseFlags>(text.data(), text.size());
     if (document.HasParseError() || !document.IsObject()) {

@@ -19,6 +19,10 @@ std::array<unsigned char, 32> parse_public_key(const std::string& hex) {
             throw ConfigError("SHOPCAST_TELEGRAM_PUBLIC_KEY must be 64 hexadecimal characters");
         }
     }
+    // OpenSSL accepts forged signatures against the all-zero point; it is never a real key.
+    if (std::all_of(key.begin(), key.end(), [](unsigned char byte) { return byte == 0; })) {
+        throw ConfigError("SHOPCAST_TELEGRAM_PUBLIC_KEY must not be all zeros");
+    }
     return key;
 }
 
@@ -52,7 +56,8 @@ std::vector<SettingSpec> daemon_setting_specs() {
          "how long a new connection's live events wait for its resume"},
         {"idempotency-ttl", "SHOPCAST_IDEMPOTENCY_TTL", "300",
          "seconds an Idempotency-Key is remembered"},
-        {"bot-token", "BOT_TOKEN", "", "bot token for initData hash checks (or BOT_TOKEN_FILE)"},
+        {"bot-token", "BOT_TOKEN", "", "bot token for initData hash checks (or BOT_TOKEN_FILE)",
+         true},
         {"bot-id", "SHOPCAST_BOT_ID", "", "bot id for initData signature checks"},
         {"auth-max-age", "SHOPCAST_AUTH_MAX_AGE", "86400", "oldest accepted auth_date, seconds"},
         {"telegram-public-key", "SHOPCAST_TELEGRAM_PUBLIC_KEY", "Telegram's production key",

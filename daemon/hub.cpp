@@ -131,7 +131,7 @@ std::size_t Hub::deliver_to_all(const StoredEvent& event) {
 FramePtr Hub::next_frame(Session& session) {
     if (!session.control.empty()) {
         FramePtr frame = std::move(session.control.front());
-        session.control.pop_front();
+        session.control.erase(session.control.begin());
         return frame;
     }
     if (!session.live || session.close) return nullptr;

@@ -1,0 +1,334 @@
+#include "fcgi/fcgi_server.h"
+
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+
+#include <atomic>
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <mutex>
+#include <system_error>
+#include <thread>
+#include <vector>
+
+#include "common/config.h"
+#include "common/log.h"
+#include "fcgi/daemon_client.h"
+
+namespace shopcast::fcgi {
+namespace {
+
+using namespace std::chrono_literals;
+
+constexpr int kListenBacklog = 1024;  // the kernel caps it at net.core.somaxconn
+
+std::system_error system_failure(const std::string& what) {
+    return std::system_error(errno, std::generic_category(), what);
+}
+
+sockaddr_un unix_address(const std::string& path) {
+    sockaddr_un address{};
+    address.sun_family = AF_UNIX;
+    std::memcpy(address.sun_path, path.data(), path.size());  // length checked by the config
+    return address;
+}
+
+// A socket file left by a crashed instance is replaced; anything else is not ours to delete.
+void remove_stale_socket(const std::string& path) {
+    struct stat status {};
+    if (::lstat(path.c_str(), &status) != 0) {
+        if (errno == ENOENT) return;
+        throw system_failure("stat " + path);
+    }
+    if (!S_ISSOCK(status.st_mode)) {
+        throw ConfigError(path + " exists and is not a socket; refusing to replace it");
+    }
+    const UniqueFd probe(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    const sockaddr_un address = unix_address(path);
+    if (probe.valid() &&
+        ::connect(probe.get(), reinterpret_cast<const sockaddr*>(&address), sizeof address) == 0) {
+        throw ConfigError("another process is already listening on " + path);
+    }
+    if (::unlink(path.c_str()) != 0 && errno != ENOENT) throw system_failure("unlink " + path);
+}
+
+std::string_view reason_phrase(int status) {
+    switch (status) {
+        case 200:
+            return "OK";
+        case 400:
+            return "Bad Request";
+        case 401:
+            return "Unauthorized";
+        case 405:
+            return "Method Not Allowed";
+        case 413:
+            return "Payload Too Large";
+        case 415:
+            return "Unsupported Media Type";
+        case 503:
+            return "Service Unavailable";
+        default:
+            return "Internal Server Error";
+    }
+}
+
+std::optional<std::string_view> param(const FCGX_Request& request, const char* name) {
+    const char* value = FCGX_GetParam(name, request.envp);
+    if (value == nullptr) return std::nullopt;
+    return std::string_view(value);
+}
+
+// Reads the FastCGI stdin stream; the handler asks only for what CONTENT_LENGTH announced.
+class FcgiBody final : public BodySource {
+  public:
+    explicit FcgiBody(FCGX_Stream* in) : in_(in) {}
+
+    std::optional<std::string> read(std::size_t length) override {
+        std::string bytes(length, '\0');
+        std::size_t received = 0;
+        while (received < length) {
+            const int n =
+                FCGX_GetStr(bytes.data() + received, static_cast<int>(length - received), in_);
+            if (n <= 0) return std::nullopt;
+            received += static_cast<std::size_t>(n);
+        }
+        return bytes;
+    }
+
+  private:
+    FCGX_Stream* in_;
+};
+
+// Exceptions stop here: libfcgi is C, and a worker must survive any one request.
+void serve_request(FCGX_Request& request, PublishHandler& handler) noexcept {
+    try {
+        RequestFacts facts;
+        facts.method = param(request, "REQUEST_METHOD").value_or("");
+        facts.content_type = param(request, "CONTENT_TYPE");
+        facts.content_length = param(request, "CONTENT_LENGTH").value_or("");
+        facts.secret = param(request, "HTTP_X_INTERNAL_SECRET");
+        facts.idempotency_key = param(request, "HTTP_IDEMPOTENCY_KEY");
+        FcgiBody body(request.in);
+        write_reply(request.out, handler.handle(facts, body));
+        return;
+    } catch (const std::exception& error) {
+        log_line(LogLevel::error, std::string("publish request failed: ") + error.what());
+    } catch (...) {
+        log_line(LogLevel::error, "publish request failed");
+    }
+    try {
+        write_reply(request.out, error_reply(500, "internal_error", "Internal error"));
+    } catch (...) {
+        // Out of memory even for the error reply: FCGX_Finish_r still ends the request.
+    }
+}
+
+// One for the whole server; lives in run_server's frame until every worker has been joined.
+struct ServerState {
+    ServerState(const FcgiConfig& settings, const SecretVerifier& verifier, int socket_fd)
+        : config(settings), secret(verifier), listen_fd(socket_fd) {}
+
+    const FcgiConfig& config;
+    const SecretVerifier& secret;
+    const int listen_fd;
+    std::mutex accept_mutex;  // libfcgi wants one FCGX_Accept_r at a time
+    std::atomic<bool> stopping{false};
+};
+
+// One per worker thread, owned by run_server. The flags let the main thread wake exactly the
+// worker blocked in accept() at shutdown, never one in the middle of a request.
+struct Worker {
+    std::atomic<bool> in_accept{false};
+    std::atomic<bool> finished{false};
+    std::thread thread;
+};
+
+// False once the server is stopping.
+bool accept_next(ServerState& server, Worker& self, FcgiRequest& request) {
+    bool reported = false;
+    for (;;) {
+        {
+            const std::lock_guard lock(server.accept_mutex);
+            if (server.stopping) return false;
+            self.in_accept = true;
+            const int accepted = FCGX_Accept_r(request.get());
+            self.in_accept = false;
+            if (accepted >= 0) return true;
+            if (server.stopping) return false;
+        }
+        // Not a shutdown, e.g. out of file descriptors. The return value is a stale errno, so
+        // there is nothing more precise to say; back off instead of spinning.
+        if (!reported) log_line(LogLevel::warning, "accepting a FastCGI connection failed");
+        reported = true;
+        std::this_thread::sleep_for(250ms);
+    }
+}
+
+void run_worker(ServerState& server, Worker& self) noexcept {
+    try {
+        FcgiRequest request(server.listen_fd);
+        DaemonClient daemon(server.config.events_socket, server.config.ack_timeout);
+        PublishHandler handler(server.secret, server.config.policy, daemon);
+        while (accept_next(server, self, request)) {
+            serve_request(*request.get(), handler);
+            // Outside the accept mutex: closing a connection may wait for nginx to hang up.
+            FCGX_Finish_r(request.get());
+        }
+    } catch (const std::exception& error) {
+        log_line(LogLevel::error, std::string("worker stopped: ") + error.what());
+    } catch (...) {
+        log_line(LogLevel::error, "worker stopped");
+    }
+    self.finished = true;
+}
+
+void wake_without_effect(int) {}
+
+// SIGUSR1 only interrupts accept(); without SA_RESTART accept() returns EINTR. Installed after
+// FCGX_Init, whose own SIGUSR1 handler would start libfcgi's shutdown on any stray signal.
+void install_wakeup_handler() {
+    struct sigaction action {};
+    action.sa_handler = wake_without_effect;
+    sigemptyset(&action.sa_mask);
+    action.sa_flags = 0;
+    if (::sigaction(SIGUSR1, &action, nullptr) != 0) throw system_failure("sigaction SIGUSR1");
+}
+
+// Requests in flight finish; a worker in accept() is woken by SIGUSR1 and sees the pending
+// shutdown. The signal is repeated because it may land just before accept() starts.
+void stop_workers(ServerState& server, std::vector<std::unique_ptr<Worker>>& workers) {
+    server.stopping = true;
+    FCGX_ShutdownPending();
+    for (bool waiting = true; waiting;) {
+        waiting = false;
+        for (const auto& worker : workers) {
+            if (!worker->thread.joinable() || worker->finished) continue;
+            waiting = true;
+            if (worker->in_accept) ::pthread_kill(worker->thread.native_handle(), SIGUSR1);
+        }
+        if (waiting) std::this_thread::sleep_for(20ms);
+    }
+    for (const auto& worker : workers) {
+        if (worker->thread.joinable()) worker->thread.join();
+    }
+}
+
+}  // namespace
+
+ListeningSocket ListeningSocket::create(const std::string& path) {
+    remove_stale_socket(path);
+    UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    if (!fd.valid()) throw system_failure("socket");
+    const sockaddr_un address = unix_address(path);
+    if (::bind(fd.get(), reinterpret_cast<const sockaddr*>(&address), sizeof address) != 0) {
+        throw system_failure("bind " + path);
+    }
+    ListeningSocket socket(std::move(fd), path);
+    socket.created_path_ = path;  // from here on the destructor removes the file
+    struct stat status {};
+    // nginx (another user, same group) must connect: 0660 whatever the umask left.
+    if (::chmod(path.c_str(), 0660) != 0 || ::stat(path.c_str(), &status) != 0) {
+        throw system_failure("chmod " + path);
+    }
+    socket.created_inode_ = status.st_ino;
+    if (::listen(socket.fd(), kListenBacklog) != 0) throw system_failure("listen " + path);
+    return socket;
+}
+
+ListeningSocket ListeningSocket::inherit() {
+    int fd = 0;
+    std::string description = "inherited fd 0";
+    // systemd passes sockets from fd 3 on, to the process LISTEN_PID names.
+    const char* listen_pid = std::getenv("LISTEN_PID");
+    if (listen_pid != nullptr && std::to_string(::getpid()) == listen_pid) {
+        const char* count = std::getenv("LISTEN_FDS");
+        if (count != nullptr && std::atoi(count) >= 1) {
+            fd = 3;
+            description = "systemd socket (fd 3)";
+        }
+        ::unsetenv("LISTEN_PID");
+        ::unsetenv("LISTEN_FDS");
+        ::unsetenv("LISTEN_FDNAMES");
+    }
+    struct stat status {};
+    int listening = 0;
+    socklen_t length = sizeof listening;
+    if (::fstat(fd, &status) != 0 || !S_ISSOCK(status.st_mode) ||
+        ::getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &length) != 0 || !listening) {
+        throw ConfigError("no --listen given and fd " + std::to_string(fd) +
+                          " is not a listening socket (pass --listen PATH, or start under "
+                          "spawn-fcgi or a systemd socket unit)");
+    }
+    ::fcntl(fd, F_SETFD, FD_CLOEXEC);
+    return ListeningSocket(UniqueFd(fd), description);
+}
+
+ListeningSocket::ListeningSocket(ListeningSocket&& other) noexcept
+    : fd_(std::move(other.fd_)),
+      description_(std::move(other.description_)),
+      created_path_(std::exchange(other.created_path_, {})),
+      created_inode_(other.created_inode_) {}
+
+ListeningSocket::~ListeningSocket() {
+    if (created_path_.empty()) return;
+    // A newer instance may have replaced the file meanwhile; its socket is not ours to remove.
+    struct stat status {};
+    if (::lstat(created_path_.c_str(), &status) == 0 && status.st_ino == created_inode_) {
+        ::unlink(created_path_.c_str());
+    }
+}
+
+void write_reply(FCGX_Stream* out, const Reply& reply) {
+    std::string head = "Status: " + std::to_string(reply.status) + " ";
+    head.append(reason_phrase(reply.status)).append("\r\nContent-Type: application/json\r\n");
+    for (const auto& [name, value] : reply.headers) head.append(name + ": " + value + "\r\n");
+    head.append("Content-Length: " + std::to_string(reply.body.size()) + "\r\n\r\n");
+    FCGX_PutStr(head.data(), static_cast<int>(head.size()), out);
+    FCGX_PutStr(reply.body.data(), static_cast<int>(reply.body.size()), out);
+}
+
+int run_server(const FcgiConfig& config, const SecretVerifier& secret, ListeningSocket listener) {
+    if (FCGX_Init() != 0) throw std::runtime_error("FCGX_Init failed");
+    install_wakeup_handler();
+    // Blocked before any thread starts, so every worker inherits the mask and only sigwait()
+    // below ever sees SIGTERM/SIGINT.
+    sigset_t stop_signals;
+    sigemptyset(&stop_signals);
+    sigaddset(&stop_signals, SIGTERM);
+    sigaddset(&stop_signals, SIGINT);
+    if (const int error = ::pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr); error != 0) {
+        throw std::system_error(error, std::generic_category(), "pthread_sigmask");
+    }
+
+    ServerState server(config, secret, listener.fd());
+    std::vector<std::unique_ptr<Worker>> workers;
+    try {
+        for (unsigned i = 0; i < config.threads; ++i) {
+            Worker& worker = *workers.emplace_back(std::make_unique<Worker>());
+            worker.thread = std::thread(run_worker, std::ref(server), std::ref(worker));
+        }
+    } catch (...) {
+        stop_workers(server, workers);
+        throw;
+    }
+    log_line(LogLevel::info, "shopcast-fcgi ready: " + std::to_string(config.threads) +
+                                 " workers on " + listener.description() + ", events socket " +
+                                 config.events_socket);
+
+    int signal_number = 0;
+    while (::sigwait(&stop_signals, &signal_number) != 0) {
+    }
+    log_line(LogLevel::info,
+             signal_number == SIGINT ? "stopping on SIGINT" : "stopping on SIGTERM");
+    stop_workers(server, workers);
+    return 0;
+}
+
+}  // namespace shopcast::fcgi
