@@ -1,0 +1,300 @@
+// Shopcast browser client: one WebSocket to /ws that authenticates, keeps its
+// shop subscriptions, resumes from the last event it saw after every
+// reconnect, and reconnects with capped exponential backoff and full jitter.
+//
+// Dependency-free ES module; works in browsers and, with `WebSocketImpl` from
+// the `ws` package, in Node.
+//
+//   import { connect } from './shopcast-client.js';
+//   const client = connect({
+//     url: 'wss://shop.example/ws',
+//     initData: window.Telegram?.WebApp?.initData,
+//     shops: [123],
+//     onEvent: (event) => { ... },            // every event, in publish order
+//     onResync: (reason) => { refetch(); },   // missed events are gone: refetch
+//   });
+
+// Messages the server sends that are not events. An event always carries
+// both `type` and `id`; a message without `id` whose type is not listed here
+// is a control message from a newer server and is ignored.
+const CONTROL_TYPES = new Set(['hello', 'resync', 'auth_ok', 'error', 'subscribed']);
+
+// A connection that stayed up this long counts as healthy: the next drop
+// starts the backoff from the beginning again.
+const HEALTHY_CONNECTION_MS = 5000;
+
+const WS_OPEN = 1;
+
+const INDICATOR_ID = 'shopcast-ws-indicator';
+const INDICATOR_CONNECTED = '🟢 WS Connected';
+const INDICATOR_DISCONNECTED = '🔴 WS Disconnected';
+
+/**
+ * Delay before reconnect attempt number `attempt` (0-based): "full jitter",
+ * a uniform random value in [0, min(maxMs, baseMs * 2^attempt)].
+ */
+export function backoffDelay(attempt, { baseMs = 500, maxMs = 30000 } = {}, random = Math.random) {
+    const exponent = Math.min(Math.max(0, attempt), 40); // 2^40 * base dwarfs any cap
+    const cap = Math.min(maxMs, baseMs * 2 ** exponent);
+    return Math.min(cap, Math.floor(random() * (cap + 1)));
+}
+
+/**
+ * Opens the connection and keeps it open until close().
+ *
+ * Options: url, initData (Telegram.WebApp.initData; sent as a message, never
+ * in the URL), shops (initial subscriptions), onEvent(event),
+ * onStatus('connecting' | 'connected' | 'disconnected'), onResync(reason),
+ * onControl(message) for auth_ok / error / subscribed, dev (console logging
+ * and the status indicator), WebSocketImpl, backoff {baseMs, maxMs},
+ * random and now (injectable for tests).
+ */
+export function connect({
+    url,
+    initData,
+    shops = [],
+    onEvent,
+    onStatus,
+    onResync,
+    onControl,
+    dev = false,
+    WebSocketImpl = globalThis.WebSocket,
+    backoff = {},
+    random = Math.random,
+    now = Date.now,
+} = {}) {
+    if (!url) throw new TypeError('shopcast: url is required');
+    if (typeof WebSocketImpl !== 'function') throw new TypeError('shopcast: no WebSocket implementation');
+
+    const backoffOptions = { baseMs: backoff.baseMs ?? 500, maxMs: backoff.maxMs ?? 30000 };
+    // Shop ids are compared by their text on the server (7 and "7" are one
+    // shop); keyed the same way here, the original value is what is sent.
+    const subscriptions = new Map();
+    for (const shop of shops) subscriptions.set(String(shop), shop);
+
+    let socket = null;       // the current WebSocket, null while disconnected
+    let openedAt = null;     // when the current socket opened
+    let helloId = null;      // cursor from the current connection's hello
+    let connectionId = null; // newest cursor seen on the current connection
+    let lastId = null;       // cursor to resume from
+    let attempt = 0;         // reconnect attempts since the last healthy connection
+    let timer = null;        // pending reconnect
+    let status = null;
+    let closed = false;
+
+    const indicator = dev ? createIndicator() : null;
+
+    function setStatus(next) {
+        if (next === status) return;
+        status = next;
+        if (indicator) indicator.textContent = next === 'connected' ? INDICATOR_CONNECTED : INDICATOR_DISCONNECTED;
+        if (indicator) indicator.dataset.state = next;
+        call(onStatus, next);
+    }
+
+    function send(message) {
+        if (!socket || socket.readyState !== WS_OPEN) return false;
+        socket.send(JSON.stringify(message));
+        return true;
+    }
+
+    function open() {
+        clearTimer();
+        if (closed || socket) return;
+        setStatus('connecting');
+        let ws;
+        try {
+            ws = new WebSocketImpl(url);
+        } catch (err) {
+            if (dev) console.error('❌ WebSocket failed:', err?.message ?? err);
+            setStatus('disconnected');
+            scheduleReconnect();
+            return;
+        }
+        socket = ws;
+        openedAt = null;
+        helloId = null;
+        connectionId = null;
+        ws.onopen = () => {
+            if (socket !== ws) return;
+            openedAt = now();
+            setStatus('connected');
+            if (dev) console.log('✅ WebSocket connected');
+            if (initData) send({ action: 'auth', initData });
+            if (subscriptions.size) send({ action: 'subscribe', shops: [...subscriptions.values()] });
+            if (lastId != null) send({ action: 'resume', since: lastId });
+        };
+        ws.onmessage = (message) => {
+            if (socket !== ws) return;
+            handleMessage(message.data);
+        };
+        ws.onerror = () => {
+            // A close event always follows; reconnecting happens there.
+        };
+        ws.onclose = () => {
+            if (socket !== ws) return;
+            socket = null;
+            if (openedAt != null && now() - openedAt > HEALTHY_CONNECTION_MS) attempt = 0;
+            setStatus('disconnected');
+            scheduleReconnect();
+        };
+    }
+
+    function handleMessage(data) {
+        const text = typeof data === 'string' ? data : String(data);
+        let message;
+        try {
+            message = JSON.parse(text);
+        } catch {
+            if (dev) console.log('📨 WebSocket message:', text);
+            return;
+        }
+        if (dev) console.log('📨 WebSocket message:', message);
+        if (!message || typeof message !== 'object' || Array.isArray(message)) return;
+        const { type, id } = message;
+        if (typeof type !== 'string') return;
+
+        if (CONTROL_TYPES.has(type)) {
+            handleControl(message);
+            return;
+        }
+        if (id == null) return; // a control message this client does not know
+        lastId = id;
+        connectionId = id;
+        call(onEvent, message);
+    }
+
+    function handleControl(message) {
+        switch (message.type) {
+            case 'hello':
+                helloId = message.id ?? null;
+                connectionId = connectionId ?? helloId;
+                attempt = 0;
+                // Nothing to replay: start live delivery now instead of after the
+                // server's hold, and resume from here after a drop.
+                if (lastId == null && helloId != null) {
+                    lastId = helloId;
+                    send({ action: 'resume', since: helloId });
+                }
+                break;
+            case 'resync':
+                // What was missed is gone; the page refetches. Continue from the
+                // newest cursor this connection has seen (its hello, or an event
+                // after it), or, before any, from whatever the server gives next.
+                lastId = connectionId;
+                call(onResync, message.reason);
+                break;
+            default: // auth_ok, error, subscribed
+                call(onControl, message);
+        }
+    }
+
+    function scheduleReconnect() {
+        if (closed || timer) return;
+        const delay = backoffDelay(attempt, backoffOptions, random);
+        attempt += 1;
+        timer = setTimeout(() => {
+            timer = null;
+            open();
+        }, delay);
+    }
+
+    function clearTimer() {
+        if (timer) clearTimeout(timer);
+        timer = null;
+    }
+
+    // Back from the background, the network, or Telegram's `activated`: while
+    // disconnected, don't sit out the backoff.
+    function reconnectNow() {
+        if (closed || socket) return;
+        open();
+    }
+    const onVisibility = () => {
+        if (document.visibilityState === 'visible') reconnectNow();
+    };
+    const webApp = globalThis.Telegram?.WebApp;
+    if (typeof document !== 'undefined') document.addEventListener('visibilitychange', onVisibility);
+    if (typeof window !== 'undefined') window.addEventListener('online', reconnectNow);
+    webApp?.onEvent?.('activated', reconnectNow);
+
+    open();
+
+    return {
+        /** Adds shops to the subscription set (kept across reconnects). */
+        subscribe(more) {
+            const added = [];
+            for (const shop of more) {
+                if (subscriptions.has(String(shop))) continue;
+                subscriptions.set(String(shop), shop);
+                added.push(shop);
+            }
+            if (added.length) send({ action: 'subscribe', shops: added });
+        },
+        /** Removes shops; an empty set means every public event again. */
+        unsubscribe(fewer) {
+            const removed = fewer.filter((shop) => subscriptions.delete(String(shop)));
+            if (removed.length) send({ action: 'unsubscribe', shops: removed });
+        },
+        /** Closes the connection for good: no reconnects, no listeners left. */
+        close() {
+            if (closed) return;
+            closed = true;
+            clearTimer();
+            if (typeof document !== 'undefined') document.removeEventListener('visibilitychange', onVisibility);
+            if (typeof window !== 'undefined') window.removeEventListener('online', reconnectNow);
+            webApp?.offEvent?.('activated', reconnectNow);
+            const ws = socket;
+            socket = null;
+            if (ws) {
+                try {
+                    ws.close(1000);
+                } catch {
+                    // already closing
+                }
+            }
+            setStatus('disconnected');
+        },
+        get lastId() {
+            return lastId;
+        },
+        get connected() {
+            return status === 'connected' && socket != null && socket.readyState === WS_OPEN;
+        },
+    };
+}
+
+function call(callback, value) {
+    if (typeof callback !== 'function') return;
+    try {
+        callback(value);
+    } catch (err) {
+        console.error('shopcast: callback failed', err);
+    }
+}
+
+function createIndicator() {
+    if (typeof document === 'undefined') return null;
+    let element = document.getElementById(INDICATOR_ID);
+    if (!element) {
+        element = document.createElement('div');
+        element.id = INDICATOR_ID;
+        element.dataset.testid = 'ws-indicator';
+        element.setAttribute('role', 'status');
+        Object.assign(element.style, {
+            position: 'fixed',
+            top: '8px',
+            right: '8px',
+            zIndex: '2147483647',
+            padding: '4px 10px',
+            borderRadius: '999px',
+            font: '12px/1.5 system-ui, -apple-system, "Segoe UI", sans-serif',
+            color: '#fff',
+            background: 'rgba(20, 20, 20, 0.78)',
+            pointerEvents: 'none',
+        });
+        (document.body ?? document.documentElement).appendChild(element);
+    }
+    element.textContent = INDICATOR_DISCONNECTED;
+    return element;
+}
