@@ -81,6 +81,10 @@ void ping_watchdog(lws_sorted_usec_list_t* timer) {
     lws_sul_schedule(watchdog->context, 0, &watchdog->timer, ping_watchdog, watchdog->interval);
 }
 
+// Wakes the service loop at the shutdown deadline: lws_service() otherwise sleeps until the next
+// socket event, which a stalled peer may never produce.
+void wake_service_loop(lws_sorted_usec_list_t*) {}
+
 std::int64_t now_ms() {
     using namespace std::chrono;
     return duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count();
@@ -196,9 +200,13 @@ int run_daemon(const DaemonConfig& config) {
              "stopping: closing " + std::to_string(hub.session_count()) + " connections with 1001");
     hub.close_all(1001, "server restarting; reconnect and resume");
     const auto deadline = std::chrono::steady_clock::now() + kShutdownGrace;
+    lws_sorted_usec_list_t deadline_timer{};
+    lws_sul_schedule(context.get(), 0, &deadline_timer, wake_service_loop,
+                     std::chrono::duration_cast<std::chrono::microseconds>(kShutdownGrace).count());
     while (hub.session_count() > 0 && std::chrono::steady_clock::now() < deadline) {
         if (lws_service(context.get(), 0) < 0) break;
     }
+    lws_sul_cancel(&deadline_timer);
     if (watchdog.interval > 0) lws_sul_cancel(&watchdog.timer);
     context.reset();
     if (!config.ws_listen.unix_path.empty()) ::unlink(config.ws_listen.unix_path.c_str());
