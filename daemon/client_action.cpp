@@ -19,6 +19,12 @@ ClientActionResult refuse(std::string error) {
     return result;
 }
 
+// HasMember + operator[] rather than FindMember() == MemberEnd(): RapidJSON's iterator comparison
+// is ambiguous under C++20's reversed operators, which clang rejects with -Werror.
+const rapidjson::Value* find_member(const rapidjson::Value& object, const char* name) {
+    return object.HasMember(name) ? &object[name] : nullptr;
+}
+
 std::optional<std::string> shop_text(const rapidjson::Value& value) {
     if (value.IsString()) return id_from_string({value.GetString(), value.GetStringLength()});
     if (value.IsUint64() && !value.IsDouble()) return id_from_integer(value.GetUint64());
@@ -26,13 +32,13 @@ std::optional<std::string> shop_text(const rapidjson::Value& value) {
 }
 
 bool parse_shops(const rapidjson::Document& document, ClientActionResult& result) {
-    auto member = document.FindMember("shops");
-    if (member == document.MemberEnd() || !member->value.IsArray()) {
+    const rapidjson::Value* member = find_member(document, "shops");
+    if (member == nullptr || !member->IsArray()) {
         result.error = "shops must be an array of shop ids";
         return false;
     }
     auto& shops = result.action.shops;
-    for (const auto& item : member->value.GetArray()) {
+    for (const auto& item : member->GetArray()) {
         auto text = shop_text(item);
         if (!text) {
             result.error =
@@ -49,13 +55,13 @@ bool parse_shops(const rapidjson::Document& document, ClientActionResult& result
 
 bool parse_string_field(const rapidjson::Document& document, const char* name,
                         std::size_t max_length, std::string& out, ClientActionResult& result) {
-    auto member = document.FindMember(name);
-    if (member == document.MemberEnd() || !member->value.IsString() ||
-        member->value.GetStringLength() == 0 || member->value.GetStringLength() > max_length) {
+    const rapidjson::Value* member = find_member(document, name);
+    if (member == nullptr || !member->IsString() || member->GetStringLength() == 0 ||
+        member->GetStringLength() > max_length) {
         result.error = std::string(name) + " must be a non-empty string";
         return false;
     }
-    out.assign(member->value.GetString(), member->value.GetStringLength());
+    out.assign(member->GetString(), member->GetStringLength());
     return true;
 }
 
@@ -70,11 +76,9 @@ ClientActionResult parse_client_action(std::string_view text) {
     if (document.HasParseError() || !document.IsObject()) {
         return refuse("messages must be JSON objects with an action");
     }
-    auto action = document.FindMember("action");
-    if (action == document.MemberEnd() || !action->value.IsString()) {
-        return refuse("action is required");
-    }
-    std::string_view name(action->value.GetString(), action->value.GetStringLength());
+    const rapidjson::Value* action = find_member(document, "action");
+    if (action == nullptr || !action->IsString()) return refuse("action is required");
+    std::string_view name(action->GetString(), action->GetStringLength());
 
     ClientActionResult result;
     bool ok = false;

@@ -1,0 +1,630 @@
+// The fan-out hub (daemon/hub.h) driven without a network: publish, hold and resume, routing,
+// subscriptions, idempotency, laggards, admission, rate limits and shutdown.
+#include "daemon/hub.h"
+
+#include "daemon/cursor.h"
+
+#include <gtest/gtest.h>
+#include <rapidjson/document.h>
+
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace shopcast {
+namespace {
+
+const std::string kEpoch = "hubqa1";
+
+class RecordingWaker : public SessionWaker {
+  public:
+    void wake(Session& session) override { woken.push_back(&session); }
+    bool was_woken(const Session& session) const {
+        for (const Session* s : woken) {
+            if (s == &session) return true;
+        }
+        return false;
+    }
+    std::vector<Session*> woken;
+};
+
+// One frame a session was given, with the fields the tests look at.
+struct Message {
+    FramePtr frame;
+    std::string text;
+    std::string type;
+    std::string id;                  // "" when absent
+    std::string message;             // error's message / resync's reason
+    std::vector<std::string> shops;  // subscribed's shops, as JSON text (5 or "a")
+    bool valid_json = false;
+};
+
+Message read_message(FramePtr frame) {
+    Message m;
+    m.text = std::string(frame->payload());
+    m.frame = std::move(frame);
+    rapidjson::Document doc;
+    doc.Parse(m.text.data(), m.text.size());
+    m.valid_json = !doc.HasParseError() && doc.IsObject();
+    if (!m.valid_json) return m;
+    const auto string_member = [&doc](const char* name) -> std::string {
+        if (!doc.HasMember(name) || !doc[name].IsString()) return {};
+        return std::string(doc[name].GetString(), doc[name].GetStringLength());
+    };
+    m.type = string_member("type");
+    m.id = string_member("id");
+    m.message = string_member("message");
+    if (m.message.empty()) m.message = string_member("reason");
+    if (doc.HasMember("shops") && doc["shops"].IsArray()) {
+        for (const auto& shop : doc["shops"].GetArray()) {
+            if (shop.IsString()) m.shops.push_back("\"" + std::string(shop.GetString()) + "\"");
+            if (shop.IsUint64()) m.shops.push_back(std::to_string(shop.GetUint64()));
+        }
+    }
+    return m;
+}
+
+std::string product_event(const std::string& shop, int product, std::size_t pad = 0) {
+    return R"({"type":"product_added","shopId":)" + shop + R"(,"productId":)" +
+           std::to_string(product) + R"(,"pad":")" + std::string(pad, 'p') + "\"}";
+}
+
+class HubTest : public testing::Test {
+  protected:
+    void make_hub(HubLimits limits = {}, std::size_t history_events = 1000,
+                  std::size_t history_bytes = 1 << 24) {
+        hub_ = std::make_unique<Hub>(limits, History(kEpoch, history_events, history_bytes),
+                                     IdempotencyCache(300, 10000), authenticator_, waker_,
+                                     [this] { return now_ms_; });
+    }
+
+    void SetUp() override { make_hub(); }
+
+    // Publishes a product event of `shop` (a JSON literal such as 5 or "s5").
+    ipc::PublishAck publish_product(const std::string& shop, int product = 1,
+                                    const std::string& key = "", std::size_t pad = 0) {
+        ipc::PublishRequest request;
+        request.idempotency_key = key;
+        request.type = "product_added";
+        request.shop_id = shop.front() == '"' ? shop.substr(1, shop.size() - 2) : shop;
+        request.json = product_event(shop, product, pad);
+        return hub_->publish(request);
+    }
+
+    ipc::PublishAck publish_order(const std::string& user_id) {
+        ipc::PublishRequest request;
+        request.type = "order_status";
+        request.user_id = user_id;
+        request.json = R"({"type":"order_status","orderId":9,"status":"paid")" +
+                       (user_id.empty() ? std::string() : R"(,"userId":)" + user_id) + "}";
+        return hub_->publish(request);
+    }
+
+    std::vector<Message> drain(Session& session) {
+        std::vector<Message> out;
+        for (int guard = 0; guard < 100000; ++guard) {
+            FramePtr frame = hub_->next_frame(session);
+            if (!frame) break;
+            out.push_back(read_message(std::move(frame)));
+        }
+        return out;
+    }
+
+    // Opens a session, takes its hello, and starts live delivery.
+    Session& open_live(const std::string& ip = "10.0.0.1") {
+        Session& session = hub_->open_session(ip);
+        drain(session);
+        hub_->release_hold(session);
+        return session;
+    }
+
+    std::string hello_id(Session& session) {
+        const auto messages = drain(session);
+        EXPECT_EQ(messages.size(), 1u);
+        if (messages.empty()) return {};
+        EXPECT_EQ(messages[0].type, "hello");
+        return messages[0].id;
+    }
+
+    static std::string resume(const std::string& since) {
+        return R"({"action":"resume","since":")" + since + "\"}";
+    }
+
+    static std::vector<std::string> types_of(const std::vector<Message>& messages) {
+        std::vector<std::string> types;
+        for (const auto& m : messages) types.push_back(m.type);
+        return types;
+    }
+
+    static std::vector<std::string> ids_of(const std::vector<Message>& messages) {
+        std::vector<std::string> ids;
+        for (const auto& m : messages) ids.push_back(m.id);
+        return ids;
+    }
+
+    TelegramAuthenticator authenticator_{TelegramAuthConfig{}};
+    RecordingWaker waker_;
+    std::int64_t now_ms_ = 1'700'000'000'000;
+    std::unique_ptr<Hub> hub_;
+};
+
+TEST_F(HubTest, HelloCarriesTheCurrentCursor) {
+    Session& first = hub_->open_session("10.0.0.1");
+    EXPECT_TRUE(hub_->wants_write(first));
+    const auto messages = drain(first);
+    ASSERT_EQ(messages.size(), 1u);
+    EXPECT_TRUE(messages[0].valid_json) << messages[0].text;
+    EXPECT_EQ(messages[0].type, "hello");
+    EXPECT_EQ(messages[0].id, format_cursor(kEpoch, 0));
+    EXPECT_FALSE(hub_->wants_write(first));
+
+    publish_product("5");
+    publish_product("5");
+    Session& second = hub_->open_session("10.0.0.2");
+    EXPECT_EQ(hello_id(second), format_cursor(kEpoch, 2));
+}
+
+TEST_F(HubTest, PublishAssignsIdsAndCountsRecipients) {
+    const ipc::PublishAck nobody = publish_product("5");
+    EXPECT_EQ(nobody.status, ipc::AckStatus::accepted);
+    EXPECT_EQ(nobody.id, format_cursor(kEpoch, 1));
+    EXPECT_EQ(nobody.recipients, 0u);
+
+    open_live("10.0.0.1");
+    open_live("10.0.0.2");
+    const ipc::PublishAck two = publish_product("5");
+    EXPECT_EQ(two.status, ipc::AckStatus::accepted);
+    EXPECT_EQ(two.id, format_cursor(kEpoch, 2));
+    EXPECT_EQ(two.recipients, 2u);
+    EXPECT_EQ(hub_->history().last_seq(), 2u);
+}
+
+TEST_F(HubTest, EventIsPublishedObjectPlusIdSharedByAllRecipients) {
+    Session& a = open_live("10.0.0.1");
+    Session& b = open_live("10.0.0.2");
+    const ipc::PublishAck ack = publish_product("5", 456);
+    const auto got_a = drain(a);
+    const auto got_b = drain(b);
+    ASSERT_EQ(got_a.size(), 1u);
+    ASSERT_EQ(got_b.size(), 1u);
+    EXPECT_EQ(got_a[0].id, ack.id);
+    EXPECT_EQ(got_a[0].type, "product_added");
+    EXPECT_EQ(got_a[0].frame.get(), got_b[0].frame.get()) << "one payload for all recipients";
+
+    rapidjson::Document sent;
+    sent.Parse(got_a[0].text.c_str());
+    ASSERT_TRUE(sent.IsObject());
+    EXPECT_EQ(sent.MemberCount(), 5u);  // type, shopId, productId, pad, id
+    EXPECT_TRUE(sent["shopId"].IsInt() && sent["shopId"].GetInt() == 5);
+    EXPECT_TRUE(sent["productId"].IsInt() && sent["productId"].GetInt() == 456);
+}
+
+TEST_F(HubTest, EventsArriveInPublishOrder) {
+    Session& session = open_live();
+    std::vector<std::string> expected;
+    for (int i = 1; i <= 50; ++i) expected.push_back(publish_product("5", i).id);
+    EXPECT_EQ(ids_of(drain(session)), expected);
+}
+
+TEST_F(HubTest, LiveEventsAreHeldUntilRelease) {
+    Session& session = hub_->open_session("10.0.0.1");
+    hello_id(session);
+    const ipc::PublishAck ack = publish_product("5");
+    EXPECT_TRUE(drain(session).empty()) << "held: the browser may still send resume";
+    hub_->release_hold(session);
+    EXPECT_EQ(ids_of(drain(session)), std::vector<std::string>{ack.id});
+}
+
+// Held events wait in the history, not in a queue: however many arrive during the hold, none
+// is lost and the connection is not treated as a laggard.
+TEST_F(HubTest, EventsPublishedDuringTheHoldAreNotLost) {
+    HubLimits limits;
+    limits.max_queue_bytes = 4096;
+    make_hub(limits);
+    Session& session = hub_->open_session("10.0.0.1");
+    hello_id(session);
+    std::vector<std::string> held;
+    for (int i = 1; i <= 40; ++i) held.push_back(publish_product("5", i, "", 500).id);
+    EXPECT_FALSE(session.close.has_value());
+    hub_->release_hold(session);
+    EXPECT_EQ(ids_of(drain(session)), held);
+    EXPECT_FALSE(session.close.has_value());
+}
+
+TEST_F(HubTest, ResumeFromHelloReplaysWhatWasPublishedSinceOpening) {
+    publish_product("5", 1);  // before the connection: not replayed
+    Session& session = hub_->open_session("10.0.0.1");
+    const std::string hello = hello_id(session);
+    const std::string second = publish_product("5", 2).id;
+    const std::string third = publish_product("5", 3).id;
+    hub_->on_text_message(session, resume(hello));
+    EXPECT_EQ(ids_of(drain(session)), (std::vector<std::string>{second, third}));
+    // Then live, with no gap and no duplicate.
+    const std::string fourth = publish_product("5", 4).id;
+    EXPECT_EQ(ids_of(drain(session)), std::vector<std::string>{fourth});
+    EXPECT_TRUE(drain(session).empty());
+}
+
+TEST_F(HubTest, ResumeFromHelloStartsLiveAtOnce) {
+    Session& session = hub_->open_session("10.0.0.1");
+    const std::string hello = hello_id(session);
+    hub_->on_text_message(session, resume(hello));
+    EXPECT_TRUE(drain(session).empty());
+    const std::string id = publish_product("5").id;
+    EXPECT_EQ(ids_of(drain(session)), std::vector<std::string>{id});
+}
+
+TEST_F(HubTest, ResumeFromEarlierCursorReplaysMissedEvents) {
+    const std::string first = publish_product("5", 1).id;
+    const std::string second = publish_product("5", 2).id;
+    const std::string third = publish_product("5", 3).id;
+    Session& session = hub_->open_session("10.0.0.1");
+    hello_id(session);
+    hub_->on_text_message(session, resume(first));
+    EXPECT_EQ(ids_of(drain(session)), (std::vector<std::string>{second, third}));
+}
+
+TEST_F(HubTest, ResumeReplaysOnlyWhatTheConnectionMaySee) {
+    const std::string mine = publish_product("5", 1).id;
+    Session& session = hub_->open_session("10.0.0.1");
+    const std::string hello = hello_id(session);
+    hub_->on_text_message(session, R"({"action":"subscribe","shops":[5]})");
+    EXPECT_EQ(types_of(drain(session)), std::vector<std::string>{"subscribed"});
+    const std::string five = publish_product("5", 2).id;
+    publish_product("6", 3);
+    publish_order("42");  // private to another user
+    const std::string public_order = publish_order("").id;
+    hub_->on_text_message(session, resume(mine));
+    EXPECT_EQ(ids_of(drain(session)), (std::vector<std::string>{five, public_order}));
+    (void)hello;
+}
+
+TEST_F(HubTest, ResumeBeyondHistoryOrFromOtherEpochAsksForResync) {
+    make_hub({}, 3);
+    const std::string oldest = publish_product("5", 1).id;
+    for (int i = 2; i <= 10; ++i) publish_product("5", i);
+    const std::vector<std::string> stale = {oldest, format_cursor("other1", 10)};
+    for (const auto& since : stale) {
+        SCOPED_TRACE(since);
+        Session& session = hub_->open_session("10.0.0.1");
+        hello_id(session);
+        hub_->on_text_message(session, resume(since));
+        const auto messages = drain(session);
+        ASSERT_FALSE(messages.empty());
+        EXPECT_EQ(messages[0].type, "resync") << messages[0].text;
+        EXPECT_FALSE(messages[0].message.empty()) << "a resync says why";
+        EXPECT_FALSE(session.close.has_value());
+        hub_->close_session(session);
+    }
+}
+
+TEST_F(HubTest, RoutingByShopAndUser) {
+    Session& everyone = open_live("10.0.0.1");
+    Session& shop5 = open_live("10.0.0.2");
+    Session& shop6 = open_live("10.0.0.3");
+    Session& user42 = open_live("10.0.0.4");
+    user42.audience.user_id = "42";  // as a successful auth would leave it
+    hub_->on_text_message(shop5, R"({"action":"subscribe","shops":[5]})");
+    hub_->on_text_message(shop6, R"({"action":"subscribe","shops":["6"]})");
+    drain(shop5);
+    drain(shop6);
+
+    struct Row {
+        std::string name;
+        ipc::PublishAck ack;
+        std::vector<Session*> receivers;
+    };
+    std::vector<Row> table;
+    table.push_back({"shop_5", publish_product("5"), {&everyone, &shop5, &user42}});
+    table.push_back({"shop_6_as_text", publish_product("\"6\""), {&everyone, &shop6, &user42}});
+    table.push_back({"public_order", publish_order(""), {&everyone, &shop5, &shop6, &user42}});
+    table.push_back({"private_order", publish_order("42"), {&user42}});
+    table.push_back({"private_order_other_user", publish_order("43"), {}});
+    std::vector<Session*> all = {&everyone, &shop5, &shop6, &user42};
+    std::vector<std::vector<std::string>> received;
+    for (Session* s : all) received.push_back(ids_of(drain(*s)));
+    for (const auto& row : table) {
+        EXPECT_EQ(row.ack.recipients, row.receivers.size()) << row.name;
+        for (std::size_t i = 0; i < all.size(); ++i) {
+            const bool expected = std::find(row.receivers.begin(), row.receivers.end(), all[i]) !=
+                                  row.receivers.end();
+            const bool got =
+                std::find(received[i].begin(), received[i].end(), row.ack.id) != received[i].end();
+            EXPECT_EQ(got, expected) << row.name << " to session " << i;
+        }
+    }
+}
+
+TEST_F(HubTest, SubscribeAndUnsubscribeAnswerTheFullSet) {
+    Session& session = open_live();
+    struct Row {
+        std::string action;
+        std::vector<std::string> shops;  // JSON texts in the answer
+    };
+    const std::vector<Row> table = {
+        {R"({"action":"subscribe","shops":[5]})", {"5"}},
+        {R"({"action":"subscribe","shops":["7","s-1"]})", {"5", "7", "\"s-1\""}},
+        {R"({"action":"subscribe","shops":[5]})", {"5", "7", "\"s-1\""}},
+        {R"({"action":"unsubscribe","shops":[5,"s-1"]})", {"7"}},
+        {R"({"action":"unsubscribe","shops":[8]})", {"7"}},
+        {R"({"action":"unsubscribe","shops":["7"]})", {}},
+    };
+    for (const auto& row : table) {
+        hub_->on_text_message(session, row.action);
+        const auto messages = drain(session);
+        ASSERT_EQ(messages.size(), 1u) << row.action;
+        EXPECT_EQ(messages[0].type, "subscribed") << messages[0].text;
+        EXPECT_EQ(messages[0].shops, row.shops) << messages[0].text;
+    }
+    // With an empty set again, every public event arrives.
+    const std::string id = publish_product("99").id;
+    EXPECT_EQ(ids_of(drain(session)), std::vector<std::string>{id});
+}
+
+TEST_F(HubTest, TooManyShopsRefused) {
+    HubLimits limits;
+    limits.max_shops = 3;
+    make_hub(limits);
+    Session& session = open_live();
+    hub_->on_text_message(session, R"({"action":"subscribe","shops":[1,2,3]})");
+    drain(session);
+    hub_->on_text_message(session, R"({"action":"subscribe","shops":[4]})");
+    const auto messages = drain(session);
+    ASSERT_FALSE(messages.empty());
+    EXPECT_EQ(messages[0].type, "error") << messages[0].text;
+    EXPECT_EQ(session.audience.shops, (std::vector<std::string>{"1", "2", "3"}));
+    EXPECT_FALSE(session.close.has_value());
+}
+
+TEST_F(HubTest, AuthWithoutConfigurationAnswersError) {
+    ASSERT_FALSE(authenticator_.configured());
+    Session& session = open_live();
+    hub_->on_text_message(session, R"({"action":"auth","initData":"user=%7B%22id%22%3A1%7D"})");
+    const auto messages = drain(session);
+    ASSERT_EQ(messages.size(), 1u);
+    EXPECT_EQ(messages[0].type, "error");
+    EXPECT_NE(messages[0].message.find("not configured"), std::string::npos) << messages[0].text;
+    EXPECT_TRUE(session.audience.user_id.empty());
+    EXPECT_FALSE(session.close.has_value());
+}
+
+TEST_F(HubTest, MalformedActionAnswersErrorAndStaysOpen) {
+    Session& session = open_live();
+    for (const std::string text :
+         {"not json", R"({"action":"dance"})", R"({"action":"subscribe","shops":[0]})", "[]"}) {
+        hub_->on_text_message(session, text);
+        const auto messages = drain(session);
+        ASSERT_EQ(messages.size(), 1u) << text;
+        EXPECT_EQ(messages[0].type, "error") << text;
+        EXPECT_TRUE(messages[0].valid_json) << messages[0].text;
+        EXPECT_FALSE(session.close.has_value()) << text;
+    }
+}
+
+TEST_F(HubTest, BinaryMessageIsNotAccepted) {
+    Session& session = open_live();
+    hub_->on_binary_message(session);
+    const auto messages = drain(session);
+    const bool answered = !messages.empty() && messages[0].type == "error";
+    EXPECT_TRUE(answered || session.close.has_value());
+}
+
+TEST_F(HubTest, ControlMessagesComeBeforeEvents) {
+    Session& session = open_live();
+    publish_product("5");
+    hub_->on_text_message(session, R"({"action":"subscribe","shops":[5]})");
+    EXPECT_EQ(types_of(drain(session)), (std::vector<std::string>{"subscribed", "product_added"}));
+}
+
+TEST_F(HubTest, IdempotencyKeyAnswersRetriesWithTheFirstId) {
+    Session& session = open_live();
+    const ipc::PublishAck first = publish_product("5", 1, "retry-key");
+    EXPECT_EQ(first.status, ipc::AckStatus::accepted);
+    EXPECT_EQ(first.recipients, 1u);
+
+    now_ms_ += 299'000;
+    const ipc::PublishAck retry = publish_product("5", 1, "retry-key");
+    EXPECT_EQ(retry.status, ipc::AckStatus::duplicate);
+    EXPECT_EQ(retry.id, first.id);
+    EXPECT_EQ(retry.recipients, first.recipients);
+    EXPECT_EQ(hub_->history().last_seq(), 1u) << "a retry is not broadcast again";
+    EXPECT_EQ(drain(session).size(), 1u);
+
+    const ipc::PublishAck other = publish_product("5", 1, "other-key");
+    EXPECT_EQ(other.status, ipc::AckStatus::accepted);
+    EXPECT_NE(other.id, first.id);
+
+    const ipc::PublishAck no_key_a = publish_product("5", 1);
+    const ipc::PublishAck no_key_b = publish_product("5", 1);
+    EXPECT_EQ(no_key_b.status, ipc::AckStatus::accepted) << "no key, no deduplication";
+    EXPECT_NE(no_key_a.id, no_key_b.id);
+
+    now_ms_ += 302'000;  // more than 5 minutes after the first attempt
+    const ipc::PublishAck late = publish_product("5", 1, "retry-key");
+    EXPECT_EQ(late.status, ipc::AckStatus::accepted);
+    EXPECT_NE(late.id, first.id);
+}
+
+TEST_F(HubTest, WakesLiveRecipientsOnPublish) {
+    Session& live = open_live("10.0.0.1");
+    Session& other_shop = open_live("10.0.0.2");
+    hub_->on_text_message(other_shop, R"({"action":"subscribe","shops":[6]})");
+    drain(other_shop);
+    waker_.woken.clear();
+    publish_product("5");
+    EXPECT_TRUE(waker_.was_woken(live));
+    EXPECT_TRUE(hub_->wants_write(live));
+    drain(live);
+    EXPECT_FALSE(hub_->wants_write(live));
+    EXPECT_FALSE(hub_->wants_write(other_shop));
+}
+
+// A connection that does not read falls behind; past the queue limit it is closed (1013)
+// instead of growing memory, while a connection that keeps up is not affected.
+TEST_F(HubTest, LaggardIsClosedWith1013) {
+    HubLimits limits;
+    limits.max_queue_bytes = 4096;
+    make_hub(limits);
+    Session& laggard = open_live("10.0.0.1");
+    Session& reader = open_live("10.0.0.2");
+    std::size_t read = 0;
+    for (int i = 1; i <= 40; ++i) {
+        publish_product("5", i, "", 500);
+        read += drain(reader).size();
+    }
+    EXPECT_EQ(read, 40u);
+    EXPECT_FALSE(reader.close.has_value());
+    const auto taken = drain(laggard);
+    ASSERT_TRUE(laggard.close.has_value());
+    EXPECT_EQ(laggard.close->code, 1013);
+    EXPECT_LT(taken.size(), 40u);
+}
+
+// A resume whose backlog exceeds the queue limit must still make progress: closing it (1013)
+// would only make the page reconnect and ask for the same backlog again, forever. Replaying
+// from the history costs no queue memory; a resync is the other acceptable answer.
+TEST_F(HubTest, ResumeWithLargeBacklogMakesProgress) {
+    HubLimits limits;
+    limits.max_queue_bytes = 4096;
+    make_hub(limits);
+    const std::string since = publish_product("5", 0).id;
+    std::vector<std::string> missed;
+    for (int i = 1; i <= 40; ++i) missed.push_back(publish_product("5", i, "", 500).id);
+    Session& session = hub_->open_session("10.0.0.1");
+    hello_id(session);
+    hub_->on_text_message(session, resume(since));
+    const auto messages = drain(session);
+    const bool replayed = ids_of(messages) == missed && !session.close.has_value();
+    const bool resynced = !messages.empty() && messages[0].type == "resync";
+    EXPECT_TRUE(replayed || resynced) << messages.size() << " messages, closed with "
+                                      << (session.close ? session.close->code : 0);
+}
+
+TEST_F(HubTest, ConnectionThatFellOutOfHistoryIsClosed) {
+    make_hub({}, 3);
+    Session& session = open_live();
+    for (int i = 1; i <= 10; ++i) publish_product("5", i);
+    drain(session);
+    ASSERT_TRUE(session.close.has_value());
+    EXPECT_EQ(session.close->code, 1013);
+}
+
+TEST_F(HubTest, CloseAllAsksEveryConnectionToGo) {
+    Session& a = open_live("10.0.0.1");
+    Session& b = hub_->open_session("10.0.0.2");  // still held
+    waker_.woken.clear();
+    hub_->close_all(1001, "server shutting down");
+    for (Session* s : {&a, &b}) {
+        ASSERT_TRUE(s->close.has_value());
+        EXPECT_EQ(s->close->code, 1001);
+        EXPECT_TRUE(waker_.was_woken(*s));
+        EXPECT_TRUE(hub_->wants_write(*s));
+    }
+}
+
+TEST_F(HubTest, AdmissionLimits) {
+    HubLimits limits;
+    limits.max_connections = 3;
+    limits.max_connections_per_ip = 2;
+    make_hub(limits);
+    EXPECT_EQ(hub_->admit("10.0.0.1"), Admission::accepted);
+    Session& a1 = hub_->open_session("10.0.0.1");
+    hub_->open_session("10.0.0.1");
+    EXPECT_EQ(hub_->admit("10.0.0.1"), Admission::address_full);
+    EXPECT_EQ(hub_->admit("10.0.0.2"), Admission::accepted);
+    hub_->open_session("10.0.0.2");
+    EXPECT_EQ(hub_->session_count(), 3u);
+    EXPECT_EQ(hub_->admit("10.0.0.3"), Admission::server_full);
+    hub_->close_session(a1);
+    EXPECT_EQ(hub_->session_count(), 2u);
+    EXPECT_EQ(hub_->admit("10.0.0.1"), Admission::accepted);
+    EXPECT_EQ(hub_->admit("10.0.0.3"), Admission::accepted);
+}
+
+TEST_F(HubTest, ClosedSessionsReceiveNothing) {
+    Session& a = open_live("10.0.0.1");
+    open_live("10.0.0.2");
+    hub_->close_session(a);
+    EXPECT_EQ(publish_product("5").recipients, 1u);
+}
+
+TEST_F(HubTest, FloodOfActionsIsClosedWith1008) {
+    Session& session = open_live();
+    for (int i = 0; i < 500 && !session.close.has_value(); ++i) {
+        hub_->on_text_message(session, R"({"action":"subscribe","shops":[5]})");
+        drain(session);
+    }
+    ASSERT_TRUE(session.close.has_value());
+    EXPECT_EQ(session.close->code, 1008);
+}
+
+TEST_F(HubTest, ActionsAtAModestPaceAreFine) {
+    Session& session = open_live();
+    for (int i = 0; i < 200; ++i) {
+        now_ms_ += 100;  // ten a second, under the sustained rate
+        hub_->on_text_message(session, R"({"action":"subscribe","shops":[5]})");
+        const auto messages = drain(session);
+        ASSERT_EQ(types_of(messages), std::vector<std::string>{"subscribed"}) << i;
+    }
+    EXPECT_FALSE(session.close.has_value());
+}
+
+TEST(IdempotencyCache, RemembersForTheTtl) {
+    IdempotencyCache cache(300, 100);
+    const std::int64_t t0 = 1'700'000'000;
+    EXPECT_FALSE(cache.find("k", t0).has_value());
+    ipc::PublishAck ack;
+    ack.status = ipc::AckStatus::accepted;
+    ack.id = "ep:1";
+    ack.recipients = 3;
+    cache.remember("k", ack, t0);
+    for (const std::int64_t later : {t0, t0 + 1, t0 + 299}) {
+        const auto found = cache.find("k", later);
+        ASSERT_TRUE(found.has_value()) << later - t0;
+        EXPECT_EQ(found->id, "ep:1");
+        EXPECT_EQ(found->recipients, 3u);
+    }
+    EXPECT_FALSE(cache.find("K", t0).has_value()) << "keys are compared exactly";
+    EXPECT_FALSE(cache.find("k", t0 + 301).has_value());
+    EXPECT_EQ(cache.size(), 0u) << "expired entries are dropped";
+}
+
+TEST(IdempotencyCache, BoundedOldestFirst) {
+    IdempotencyCache cache(300, 3);
+    const std::int64_t t0 = 1'700'000'000;
+    ipc::PublishAck ack;
+    for (int i = 1; i <= 5; ++i) {
+        ack.id = "ep:" + std::to_string(i);
+        cache.remember("key-" + std::to_string(i), ack, t0 + i);
+        EXPECT_LE(cache.size(), 3u);
+    }
+    EXPECT_FALSE(cache.find("key-1", t0 + 6).has_value());
+    EXPECT_FALSE(cache.find("key-2", t0 + 6).has_value());
+    for (int i = 3; i <= 5; ++i) {
+        const auto found = cache.find("key-" + std::to_string(i), t0 + 6);
+        ASSERT_TRUE(found.has_value()) << i;
+        EXPECT_EQ(found->id, "ep:" + std::to_string(i));
+    }
+}
+
+TEST(Session, AssemblesFragmentsUpToTheLimit) {
+    Session session;
+    EXPECT_EQ(session.append_fragment("abc", false, 10), InboundStatus::incomplete);
+    EXPECT_EQ(session.append_fragment("defg", false, 10), InboundStatus::incomplete);
+    EXPECT_EQ(session.append_fragment("hij", true, 10), InboundStatus::complete);
+    EXPECT_EQ(session.inbound, "abcdefghij");
+
+    Session big;
+    EXPECT_EQ(big.append_fragment("abcdef", false, 10), InboundStatus::incomplete);
+    EXPECT_EQ(big.append_fragment("ghijk", true, 10), InboundStatus::too_large);
+
+    Session single;
+    EXPECT_EQ(single.append_fragment(std::string(11, 'x'), true, 10), InboundStatus::too_large);
+}
+
+}  // namespace
+}  // namespace shopcast
