@@ -169,6 +169,7 @@ void Hub::close_all(int code, std::string_view reason) {
 }
 
 void Hub::send_control(Session& session, std::string message) {
+    if (session.close) return;  // the close frame is the last thing this connection gets
     if (session.control.size() >= limits_.max_control_messages) {
         request_close(session, kClosePolicyViolation, "too many unanswered messages");
         return;

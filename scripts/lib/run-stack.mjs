@@ -1,0 +1,128 @@
+// The development stack in the foreground (scripts/run builds first, then runs this).
+//
+// Ports: SHOPCAST_HTTP_PORT (8080) and SHOPCAST_HTTPS_PORT (8443), on 127.0.0.1 only.
+// State: .dev/ in the repository (rendered nginx.conf, TLS certificate, sockets, access log).
+// Secret: INTERNAL_SECRET if set, else .dev/internal_secret (made once, mode 0600).
+// BOT_TOKEN, SHOPCAST_BOT_ID and any other SHOPCAST_* setting pass through to the services.
+// A service that dies is reported, not restarted. Ctrl-C or SIGTERM stops everything.
+
+import { randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { repoRoot, startStack } from './stack.mjs';
+
+const devDir = path.join(repoRoot, '.dev');
+const secretFile = path.join(devDir, 'internal_secret');
+
+// Settings the launcher itself decides; every other SHOPCAST_* variable is passed on.
+const LAUNCHER_SETTINGS = new Set([
+    'SHOPCAST_HTTP_PORT',
+    'SHOPCAST_HTTPS_PORT',
+    'SHOPCAST_BIN_DIR',
+    'SHOPCAST_EVENTS_SOCKET',
+    'SHOPCAST_WS_LISTEN',
+    'SHOPCAST_FCGI_LISTEN',
+]);
+
+function port(name, fallback) {
+    const text = process.env[name];
+    if (text === undefined || text === '') return fallback;
+    const value = Number(text);
+    if (!Number.isInteger(value) || value < 1 || value > 65535) {
+        console.error(`${name}=${text} is not a port number (1-65535)`);
+        process.exit(2);
+    }
+    return value;
+}
+
+async function loadSecret() {
+    if (process.env.INTERNAL_SECRET) return { secret: process.env.INTERNAL_SECRET, header: '$INTERNAL_SECRET' };
+    await mkdir(devDir, { recursive: true });
+    if (!existsSync(secretFile)) {
+        await writeFile(secretFile, `${randomBytes(32).toString('hex')}\n`, { mode: 0o600 });
+    }
+    await chmod(secretFile, 0o600);
+    const secret = (await readFile(secretFile, 'utf8')).replace(/\r?\n$/, '');
+    let shown = path.relative(process.cwd(), secretFile);
+    if (shown.startsWith('..')) shown = secretFile;
+    return { secret, header: `$(cat ${shown})` };
+}
+
+function passedThrough() {
+    const env = {};
+    for (const [key, value] of Object.entries(process.env)) {
+        if ((key.startsWith('SHOPCAST_') && !LAUNCHER_SETTINGS.has(key)) || key === 'BOT_TOKEN' || key === 'BOT_TOKEN_FILE') {
+            env[key] = value;
+        }
+    }
+    return env;
+}
+
+function describeExit({ code, signal }) {
+    return signal ? `signal ${signal}` : `code ${code}`;
+}
+
+async function main() {
+    const httpPort = port('SHOPCAST_HTTP_PORT', 8080);
+    const httpsPort = port('SHOPCAST_HTTPS_PORT', 8443);
+    const { secret, header } = await loadSecret();
+    const settings = passedThrough();
+
+    let stopping = false;
+    let stack;
+    try {
+        stack = await startStack({
+            dir: devDir,
+            httpPort,
+            httpsPort,
+            secret,
+            daemonEnv: settings,
+            fcgiEnv: settings,
+            stdio: 'inherit',
+        });
+    } catch (err) {
+        console.error(`\nShopcast did not start: ${err.message}`);
+        process.exit(1);
+    }
+
+    stack.on('exit', (status) => {
+        if (status.expected) return;
+        // On Ctrl-C every child gets SIGINT too: give our own handler the first word.
+        setTimeout(() => {
+            if (!stopping) console.error(`${status.name} exited (${describeExit(status)}); not restarting`);
+        }, 300);
+    });
+
+    const shutdown = async (signal) => {
+        if (stopping) return;
+        stopping = true;
+        console.error(`\n${signal}: stopping Shopcast`);
+        await stack.stop();
+        process.exit(0);
+    };
+    for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP']) process.on(signal, () => shutdown(signal));
+
+    const seed = '{"type":"product_added","shopId":123,"productId":456}';
+    process.stdout.write(
+        [
+            '',
+            'Publish the seed event:',
+            '',
+            `curl -X POST ${stack.httpUrl}/api/internal/broadcast \\`,
+            '  -H "Content-Type: application/json" \\',
+            `  -H "x-internal-secret: ${header}" \\`,
+            `  -d '${seed}'`,
+            '',
+            `Demo page: ${stack.httpUrl}/  WebSocket: ${stack.wsUrl}`,
+            `nginx access log: ${path.join(devDir, 'access.log')}; service output follows here.`,
+            `Shopcast is ready: ${stack.httpUrl} and ${stack.httpsUrl} (self-signed certificate). Ctrl-C stops it.`,
+            '',
+        ].join('\n'),
+    );
+
+    // Nothing else keeps the event loop alive: the children are unref'd by design.
+    setInterval(() => {}, 1 << 30);
+}
+
+await main();

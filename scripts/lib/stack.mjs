@@ -1,0 +1,565 @@
+// The Shopcast stack on loopback: nginx (rendered from nginx/dev.conf.template), shopcastd and
+// shopcast-fcgi, each a child of this process. scripts/run and every Node test start it here, so
+// there is one way to bring the stack up.
+//
+//   const stack = await startStack({ daemonEnv: { SHOPCAST_HISTORY: '100' } });
+//   const reply = await stack.publish({ type: 'product_added', shopId: 123, productId: 456 });
+//   await stack.stop();
+//
+// startStack(opts) options (all optional):
+//   binDir      where shopcastd and shopcast-fcgi are; default $SHOPCAST_BIN_DIR, else build/bin
+//   dir         the stack's directory (config, certificate, sockets in dir/run, access.log);
+//               default a fresh one under the system temporary directory
+//   httpPort, httpsPort   0 (default) picks a free loopback port
+//   secret      the publish secret; default 48 random characters
+//   daemonEnv, fcgiEnv    extra environment of each service (null removes a variable)
+//   rateLimit, rateBurst  nginx's publish limit, default '200r/s' and 1000
+//   stdio       'pipe' (default) captures output; 'inherit' also echoes it, line by line
+//   webRoot     what nginx serves at /; default web/
+// The Stack it resolves to has httpUrl, httpsUrl, wsUrl, wssUrl, origin, httpsOrigin, secret,
+// dir, runDir, httpPort, httpsPort, the PIDs daemonPid/fcgiPid/nginxPid, and:
+//   publish(body, {headers, method, secret, contentType, raw}) -> {status, headers, json, text}
+//   stopDaemon(signal) / startDaemon(extraEnv), stopFcgi(signal) / startFcgi(extraEnv)
+//   daemonLog(), fcgiLog(), nginxLog() (captured output), accessLog() (async)
+//   stop() -> how each child exited; files in dir stay
+//   an 'exit' event {name, code, signal, expected} whenever a child ends
+//
+// Children are tracked by PID, run with a parent-death signal (setpriv --pdeathsig) and are also
+// signalled when this process exits, so a test that dies half-way leaves nothing behind.
+
+import { execFile, spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { EventEmitter } from 'node:events';
+import { existsSync } from 'node:fs';
+import { copyFile, mkdir, mkdtemp, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import http from 'node:http';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+
+const execFileAsync = promisify(execFile);
+
+export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+
+const READY_TIMEOUT_MS = 10_000;
+const STOP_TIMEOUT_MS = 10_000;
+const LOG_LIMIT = 8 * 1024 * 1024; // bytes of each child's output kept (the newest)
+const SOCKET_PATH_MAX = 107; // sun_path holds 108 bytes with the terminating NUL
+
+// Settings the launcher decides for the children; inherited values are dropped so a developer's
+// shell (or the CI environment) cannot change what a test runs against.
+const OWNED_ENV = /^(SHOPCAST_|INTERNAL_SECRET|BOT_TOKEN|NOTIFY_SOCKET$|WATCHDOG_|LISTEN_)/;
+
+// Every live child of every stack in this process, by PID.
+const liveChildren = new Map();
+process.on('exit', () => {
+    for (const pid of liveChildren.keys()) {
+        try {
+            process.kill(pid, 'SIGTERM');
+        } catch {
+            // already gone
+        }
+    }
+});
+
+let setprivChecked = null;
+async function hasSetprivPdeathsig() {
+    if (setprivChecked === null) {
+        setprivChecked = execFileAsync('setpriv', ['--help'])
+            .then(({ stdout }) => stdout.includes('--pdeathsig'))
+            .catch(() => false);
+    }
+    return setprivChecked;
+}
+
+// A free TCP port on 127.0.0.1: bind :0, read the port, close.
+export async function freePort() {
+    return new Promise((resolve, reject) => {
+        const server = net.createServer();
+        server.on('error', reject);
+        server.listen(0, '127.0.0.1', () => {
+            const { port } = server.address();
+            server.close(() => resolve(port));
+        });
+    });
+}
+
+function randomSecret() {
+    return randomBytes(36).toString('base64url'); // 48 characters
+}
+
+function sleep(ms) {
+    return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+function nginxBinary() {
+    for (const candidate of ['/usr/sbin/nginx', '/usr/local/sbin/nginx']) {
+        if (existsSync(candidate)) return candidate;
+    }
+    return 'nginx';
+}
+
+function checkConfigPath(what, p) {
+    if (/[\s;{}"'#$\\]/.test(p)) {
+        throw new Error(`${what} ${JSON.stringify(p)} contains characters nginx config cannot take unquoted`);
+    }
+}
+
+// One supervised child process: output captured (and echoed when stdio is 'inherit'), readiness
+// read from its output, stop with a deadline.
+class Child {
+    constructor(name, { echo, emitter }) {
+        this.name = name;
+        this.echo = echo;
+        this.emitter = emitter;
+        this.log = '';
+        this.logBase = 0; // characters dropped from the front of `log` to bound its size
+        this.echoPending = '';
+        this.proc = null;
+        this.exitStatus = null;
+        this.exited = null;
+        this.stopping = false;
+        this.startOffset = 0;
+    }
+
+    get pid() {
+        return this.proc && this.exitStatus === null ? this.proc.pid : undefined;
+    }
+
+    get running() {
+        return this.proc !== null && this.exitStatus === null;
+    }
+
+    append(chunk) {
+        const text = chunk.toString('utf8');
+        this.log += text;
+        if (this.log.length > LOG_LIMIT) {
+            const drop = this.log.length - LOG_LIMIT / 2;
+            this.log = this.log.slice(drop);
+            this.logBase += drop;
+        }
+        if (this.echo) {
+            // Whole lines only, each with the child's name in front.
+            const lines = (this.echoPending + text).split('\n');
+            this.echoPending = lines.pop();
+            if (lines.length) process.stderr.write(lines.map((line) => `[${this.name}] ${line}\n`).join(''));
+        }
+    }
+
+    flushEcho() {
+        if (this.echo && this.echoPending) process.stderr.write(`[${this.name}] ${this.echoPending}\n`);
+        this.echoPending = '';
+    }
+
+    async start(command, args, env) {
+        if (this.running) throw new Error(`${this.name} is already running (pid ${this.proc.pid})`);
+        let file = command;
+        let argv = args;
+        if (await hasSetprivPdeathsig()) {
+            file = 'setpriv';
+            argv = ['--pdeathsig', 'SIGTERM', '--', command, ...args];
+        }
+        const proc = spawn(file, argv, { env, stdio: ['ignore', 'pipe', 'pipe'], detached: false });
+        this.proc = proc;
+        this.exitStatus = null;
+        this.stopping = false;
+        this.startOffset = this.logBase + this.log.length;
+        const spawned = new Promise((resolve, reject) => {
+            proc.once('spawn', resolve);
+            proc.once('error', reject);
+        });
+        // 'close' also waits for the output pipes, which a surviving grandchild (an nginx worker
+        // whose master was killed) can hold open forever: wait for them briefly, not for ever.
+        const outputClosed = new Promise((resolve) => proc.once('close', resolve));
+        this.exited = new Promise((resolve) => {
+            proc.once('exit', async (code, signal) => {
+                liveChildren.delete(proc.pid);
+                await Promise.race([outputClosed, sleep(500)]);
+                this.flushEcho();
+                this.exitStatus = { code, signal };
+                if (!this.stopping) this.emitter.emit('exit', { name: this.name, code, signal, expected: false });
+                resolve(this.exitStatus);
+            });
+        });
+        proc.stdout.on('data', (chunk) => this.append(chunk));
+        proc.stderr.on('data', (chunk) => this.append(chunk));
+        try {
+            await spawned;
+        } catch (err) {
+            this.proc = null;
+            throw new Error(`cannot start ${this.name} (${command}): ${err.message}`);
+        }
+        liveChildren.set(proc.pid, this);
+        // A test that forgets stop() must not hang on its children; waits below hold timers.
+        proc.unref();
+        proc.stdout.unref?.();
+        proc.stderr.unref?.();
+    }
+
+    // Output since the latest start.
+    recentLog() {
+        return this.log.slice(Math.max(0, this.startOffset - this.logBase));
+    }
+
+    failure(reason) {
+        const log = this.recentLog().trim();
+        return new Error(`${this.name} ${reason}${log ? `; its output:\n${log}` : ' (no output)'}`);
+    }
+
+    // Resolves once `probe()` is true; rejects when the child exits first or the timeout passes.
+    async waitFor(probe, what, timeoutMs = READY_TIMEOUT_MS) {
+        const deadline = Date.now() + timeoutMs;
+        for (;;) {
+            if (await probe()) return;
+            if (!this.running) {
+                const { code, signal } = this.exitStatus;
+                throw this.failure(`exited (${signal ? `signal ${signal}` : `code ${code}`}) before ${what}`);
+            }
+            if (Date.now() > deadline) throw this.failure(`not ${what} within ${timeoutMs / 1000} s`);
+            await sleep(25);
+        }
+    }
+
+    async waitForLine(pattern) {
+        await this.waitFor(async () => pattern.test(this.recentLog()), 'ready');
+    }
+
+    // Signals the child and waits for it to exit, escalating to SIGKILL after the timeout.
+    async stop(signal = 'SIGTERM') {
+        if (!this.proc) return null;
+        if (!this.running) return this.exitStatus;
+        this.stopping = true;
+        this.proc.kill(signal);
+        const timer = setTimeout(() => {
+            if (this.running) this.proc.kill('SIGKILL');
+        }, STOP_TIMEOUT_MS);
+        const status = await this.exited;
+        clearTimeout(timer);
+        this.emitter.emit('exit', { name: this.name, ...status, expected: true });
+        return status;
+    }
+}
+
+// Resolves to the HTTP status of GET url, or null when nothing answers.
+function probeHttp(url) {
+    return new Promise((resolve) => {
+        const req = http.get(url, { agent: false, timeout: 1000 }, (res) => {
+            res.resume();
+            resolve(res.statusCode);
+        });
+        req.on('timeout', () => req.destroy());
+        req.on('error', () => resolve(null));
+    });
+}
+
+export class Stack extends EventEmitter {
+    constructor(opts) {
+        super();
+        Object.assign(this, opts);
+        const echo = opts.stdio === 'inherit';
+        this.daemon = new Child('shopcastd', { echo, emitter: this });
+        this.fcgi = new Child('shopcast-fcgi', { echo, emitter: this });
+        this.nginx = new Child('nginx', { echo, emitter: this });
+        this.eventsSocket = path.join(this.runDir, 'events.sock');
+        this.wsSocket = path.join(this.runDir, 'ws.sock');
+        this.fcgiSocket = path.join(this.runDir, 'fcgi.sock');
+    }
+
+    get daemonPid() {
+        return this.daemon.pid;
+    }
+    get fcgiPid() {
+        return this.fcgi.pid;
+    }
+    get nginxPid() {
+        return this.nginx.pid;
+    }
+
+    daemonLog() {
+        return this.daemon.log;
+    }
+    fcgiLog() {
+        return this.fcgi.log;
+    }
+    nginxLog() {
+        return this.nginx.log;
+    }
+    async accessLog() {
+        return readFile(path.join(this.dir, 'access.log'), 'utf8').catch(() => '');
+    }
+
+    // The environment every child starts from: this process's, minus the settings we own.
+    baseEnv() {
+        const env = {};
+        for (const [key, value] of Object.entries(process.env)) {
+            if (!OWNED_ENV.test(key)) env[key] = value;
+        }
+        return env;
+    }
+
+    // Later layers override earlier ones; a null or undefined value removes the variable (e.g.
+    // `{ INTERNAL_SECRET: null, INTERNAL_SECRET_FILE: path }`).
+    static mergeEnv(...layers) {
+        const env = {};
+        for (const layer of layers) {
+            for (const [key, value] of Object.entries(layer)) {
+                if (value === null || value === undefined) delete env[key];
+                else env[key] = String(value);
+            }
+        }
+        return env;
+    }
+
+    async startDaemon(extraEnv = {}) {
+        const env = Stack.mergeEnv(
+            this.baseEnv(),
+            {
+                SHOPCAST_EVENTS_SOCKET: this.eventsSocket,
+                SHOPCAST_WS_LISTEN: `unix:${this.wsSocket}`,
+                SHOPCAST_ALLOWED_ORIGINS: this.allowedOrigins.join(','),
+            },
+            this.daemonEnv,
+            extraEnv,
+        );
+        await this.daemon.start(path.join(this.binDir, 'shopcastd'), [], env);
+        await this.daemon.waitForLine(/shopcastd ready/);
+    }
+
+    async stopDaemon(signal = 'SIGTERM') {
+        return this.daemon.stop(signal);
+    }
+
+    async startFcgi(extraEnv = {}) {
+        const env = Stack.mergeEnv(
+            this.baseEnv(),
+            { INTERNAL_SECRET: this.secret, SHOPCAST_EVENTS_SOCKET: this.eventsSocket },
+            this.fcgiEnv,
+            extraEnv,
+        );
+        await this.fcgi.start(path.join(this.binDir, 'shopcast-fcgi'), ['--listen', this.fcgiSocket], env);
+        await this.fcgi.waitForLine(/shopcast-fcgi ready/);
+    }
+
+    async stopFcgi(signal = 'SIGTERM') {
+        return this.fcgi.stop(signal);
+    }
+
+    async startNginx() {
+        const conf = path.join(this.dir, 'nginx.conf');
+        await this.nginx.start(nginxBinary(), ['-p', `${this.dir}/`, '-c', conf, '-e', 'stderr'], this.baseEnv());
+        // The notice comes once every listener is bound: an HTTP answer alone could come from
+        // another server already on the port.
+        await this.nginx.waitForLine(/start worker process/);
+        await this.nginx.waitFor(async () => (await probeHttp(`${this.httpUrl}/`)) !== null, 'answering');
+    }
+
+    async stopNginx(signal = 'SIGTERM') {
+        return this.nginx.stop(signal);
+    }
+
+    // POSTs (by default) to the publish endpoint over http. `body` is JSON.stringify'd (null or
+    // undefined: no body); `raw`, a string or Buffer, is sent as it is instead. `secret: null` omits the secret header;
+    // `contentType: null` omits Content-Type. Header values may be arrays (sent repeated).
+    async publish(body, { headers = {}, method = 'POST', secret, contentType = 'application/json', raw } = {}) {
+        const url = new URL('/api/internal/broadcast', this.httpUrl);
+        const payload = raw !== undefined ? raw : body === undefined || body === null ? undefined : JSON.stringify(body);
+        const sendHeaders = {};
+        if (contentType !== null && contentType !== undefined) sendHeaders['content-type'] = contentType;
+        const useSecret = secret === undefined ? this.secret : secret;
+        if (useSecret !== null) sendHeaders['x-internal-secret'] = useSecret;
+        for (const [key, value] of Object.entries(headers)) {
+            const lower = key.toLowerCase();
+            if (value === undefined || value === null) delete sendHeaders[lower];
+            else sendHeaders[lower] = value;
+        }
+        const bytes = payload === undefined ? null : Buffer.isBuffer(payload) ? payload : Buffer.from(payload, 'utf8');
+        if (bytes !== null && !('content-length' in sendHeaders)) sendHeaders['content-length'] = bytes.length;
+
+        return new Promise((resolve, reject) => {
+            const req = http.request(url, { method, headers: sendHeaders, agent: false, timeout: 10_000 }, (res) => {
+                const chunks = [];
+                res.on('data', (chunk) => chunks.push(chunk));
+                res.on('end', () => {
+                    const text = Buffer.concat(chunks).toString('utf8');
+                    let json = null;
+                    try {
+                        json = JSON.parse(text);
+                    } catch {
+                        // not JSON: callers check `json === null` or read `text`
+                    }
+                    resolve({ status: res.statusCode, headers: res.headers, json, text });
+                });
+                res.on('error', reject);
+            });
+            req.on('timeout', () => req.destroy(new Error('publish: no answer within 10 s')));
+            req.on('error', reject);
+            if (bytes !== null) req.end(bytes);
+            else req.end();
+        });
+    }
+
+    // Stops every child (fcgi, daemon, then nginx so browsers still get the daemon's close
+    // frames) and returns how each exited. Files in `dir` stay.
+    async stop() {
+        const fcgi = await this.fcgi.stop();
+        const daemon = await this.daemon.stop();
+        const nginx = await this.nginx.stop(); // SIGTERM: fast shutdown, open WebSockets or not
+        return { fcgi, daemon, nginx };
+    }
+}
+
+async function generateCertificate(cert, key) {
+    await execFileAsync('openssl', [
+        'req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '825',
+        '-subj', '/CN=127.0.0.1',
+        '-addext', 'subjectAltName=IP:127.0.0.1,DNS:localhost',
+        '-keyout', key, '-out', cert,
+    ]);
+}
+
+// RSA key generation takes up to a few seconds, so one self-signed pair per user is kept in
+// the temporary directory (renewed yearly) and copied into each stack's directory.
+let sharedPair = null;
+async function sharedCertificate() {
+    if (!sharedPair) {
+        sharedPair = (async () => {
+            const uid = typeof process.getuid === 'function' ? process.getuid() : 'user';
+            const cacheDir = path.join(os.tmpdir(), `shopcast-tls-${uid}`);
+            const cert = path.join(cacheDir, 'cert.pem');
+            const key = path.join(cacheDir, 'key.pem');
+            const fresh = await stat(cert)
+                .then((st) => Date.now() - st.mtimeMs < 365 * 24 * 3600 * 1000 && existsSync(key))
+                .catch(() => false);
+            if (!fresh) {
+                await mkdir(cacheDir, { recursive: true, mode: 0o700 });
+                // Made aside and renamed into place: concurrent test processes never see half a pair.
+                const tmp = await mkdtemp(path.join(cacheDir, 'new-'));
+                await generateCertificate(path.join(tmp, 'cert.pem'), path.join(tmp, 'key.pem'));
+                await rename(path.join(tmp, 'key.pem'), key);
+                await rename(path.join(tmp, 'cert.pem'), cert);
+                await rm(tmp, { recursive: true, force: true });
+            }
+            return { cert, key };
+        })().catch((err) => {
+            sharedPair = null;
+            throw err;
+        });
+    }
+    return sharedPair;
+}
+
+async function ensureCertificate(dir) {
+    const tlsDir = path.join(dir, 'tls');
+    const cert = path.join(tlsDir, 'cert.pem');
+    const key = path.join(tlsDir, 'key.pem');
+    if (existsSync(cert) && existsSync(key)) return { cert, key };
+    await mkdir(tlsDir, { recursive: true, mode: 0o700 });
+    const shared = await sharedCertificate();
+    await copyFile(shared.key, key);
+    await copyFile(shared.cert, cert);
+    return { cert, key };
+}
+
+export async function renderNginxConfig(values, templatePath = path.join(repoRoot, 'nginx', 'dev.conf.template')) {
+    const template = await readFile(templatePath, 'utf8');
+    const rendered = template.replace(/@([A-Z_]+)@/g, (whole, name) => {
+        if (!(name in values)) throw new Error(`${templatePath}: no value for placeholder ${whole}`);
+        return String(values[name]);
+    });
+    return rendered;
+}
+
+async function writeNginxConfig(stack, { cert, key, rateLimit, rateBurst, workerConnections }) {
+    const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
+    const text = await renderNginxConfig({
+        PREFIX: stack.dir,
+        RUN_DIR: stack.runDir,
+        WEB_ROOT: stack.webRoot,
+        CERT: cert,
+        KEY: key,
+        HTTP_PORT: stack.httpPort,
+        HTTPS_PORT: stack.httpsPort,
+        RATE: rateLimit,
+        BURST: rateBurst,
+        WORKER_CONNECTIONS: workerConnections,
+        WORKER_NOFILE: workerConnections * 2 + 64,
+        // As root the workers would drop to nobody and lose access to the 0660 sockets.
+        USER_DIRECTIVE: isRoot ? 'user                    root;  # the sockets are root:root 0660' : '',
+    });
+    await writeFile(path.join(stack.dir, 'nginx.conf'), text);
+}
+
+function isAddressInUse(child) {
+    return /Address already in use/.test(child.recentLog());
+}
+
+// Starts nginx, shopcastd and shopcast-fcgi and resolves once all three answer.
+export async function startStack({
+    binDir = process.env.SHOPCAST_BIN_DIR ? path.resolve(process.env.SHOPCAST_BIN_DIR) : path.join(repoRoot, 'build', 'bin'),
+    dir,
+    httpPort = 0,
+    httpsPort = 0,
+    secret = randomSecret(),
+    daemonEnv = {},
+    fcgiEnv = {},
+    rateLimit = '200r/s',
+    rateBurst = 1000,
+    workerConnections = 4096,
+    stdio = 'pipe',
+    webRoot = path.join(repoRoot, 'web'),
+} = {}) {
+    for (const bin of ['shopcastd', 'shopcast-fcgi']) {
+        if (!existsSync(path.join(binDir, bin))) {
+            throw new Error(`${path.join(binDir, bin)} does not exist: build first (cmake -S . -B build && cmake --build build)`);
+        }
+    }
+    dir = dir ? path.resolve(dir) : await mkdtemp(path.join(os.tmpdir(), 'shopcast-'));
+    const runDir = path.join(dir, 'run');
+    checkConfigPath('stack directory', dir);
+    checkConfigPath('web root', webRoot);
+    if (Buffer.byteLength(path.join(runDir, 'events.sock')) > SOCKET_PATH_MAX) {
+        throw new Error(`stack directory ${dir} is too long for Unix socket paths (max ${SOCKET_PATH_MAX} bytes)`);
+    }
+    await mkdir(runDir, { recursive: true, mode: 0o750 });
+    await mkdir(path.join(dir, 'tmp'), { recursive: true, mode: 0o700 });
+    const { cert, key } = await ensureCertificate(dir);
+
+    const pickPorts = !httpPort || !httpsPort;
+    const stack = new Stack({ binDir: path.resolve(binDir), dir, runDir, secret, daemonEnv, fcgiEnv, stdio, webRoot });
+    try {
+        // nginx first: only once its ports are settled can the daemon's origin list be written.
+        for (let attempt = 1; ; attempt++) {
+            stack.httpPort = httpPort || (await freePort());
+            stack.httpsPort = httpsPort || (await freePort());
+            while (stack.httpsPort === stack.httpPort) stack.httpsPort = await freePort();
+            stack.httpUrl = `http://127.0.0.1:${stack.httpPort}`;
+            stack.httpsUrl = `https://127.0.0.1:${stack.httpsPort}`;
+            await writeNginxConfig(stack, { cert, key, rateLimit, rateBurst, workerConnections });
+            try {
+                await stack.startNginx();
+                break;
+            } catch (err) {
+                // A port picked at random can be taken between the probe and nginx's bind.
+                if (!(pickPorts && attempt < 5 && isAddressInUse(stack.nginx))) throw err;
+            }
+        }
+        stack.wsUrl = `ws://127.0.0.1:${stack.httpPort}/ws`;
+        stack.wssUrl = `wss://127.0.0.1:${stack.httpsPort}/ws`;
+        stack.origin = stack.httpUrl;
+        stack.httpsOrigin = stack.httpsUrl;
+        stack.allowedOrigins = [
+            `http://127.0.0.1:${stack.httpPort}`,
+            `http://localhost:${stack.httpPort}`,
+            `https://127.0.0.1:${stack.httpsPort}`,
+            `https://localhost:${stack.httpsPort}`,
+        ];
+        await stack.startDaemon();
+        await stack.startFcgi();
+    } catch (err) {
+        await stack.stop().catch(() => {});
+        throw err;
+    }
+    return stack;
+}
