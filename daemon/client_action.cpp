@@ -31,7 +31,7 @@ std::optional<std::string> shop_text(const rapidjson::Value& value) {
     return std::nullopt;
 }
 
-bool parse_shops(const rapidjson::Document& document, ClientActionResult& result) {
+bool parse_shops(const rapidjson::Value& document, ClientActionResult& result) {
     const rapidjson::Value* member = find_member(document, "shops");
     if (member == nullptr || !member->IsArray()) {
         result.error = "shops must be an array of shop ids";
@@ -53,8 +53,8 @@ bool parse_shops(const rapidjson::Document& document, ClientActionResult& result
     return true;
 }
 
-bool parse_string_field(const rapidjson::Document& document, const char* name,
-                        std::size_t max_length, std::string& out, ClientActionResult& result) {
+bool parse_string_field(const rapidjson::Value& document, const char* name, std::size_t max_length,
+                        std::string& out, ClientActionResult& result) {
     const rapidjson::Value* member = find_member(document, name);
     if (member == nullptr || !member->IsString() || member->GetStringLength() == 0 ||
         member->GetStringLength() > max_length) {
@@ -71,7 +71,14 @@ ClientActionResult parse_client_action(std::string_view text) {
     if (text.size() > kMaxClientMessageBytes) return refuse("message too large");
     // A raw NUL would end RapidJSON's input early; it is never valid JSON.
     if (text.find('\0') != std::string_view::npos) return refuse("NUL byte in message");
-    rapidjson::Document document;
+    // Messages are at most 4 KiB: stack buffers spare RapidJSON's default 64 KiB heap chunk.
+    char value_buffer[16 * 1024];
+    char parse_buffer[4 * 1024];
+    rapidjson::MemoryPoolAllocator<> value_allocator(value_buffer, sizeof(value_buffer));
+    rapidjson::MemoryPoolAllocator<> parse_allocator(parse_buffer, sizeof(parse_buffer));
+    rapidjson::GenericDocument<rapidjson::UTF8<>, rapidjson::MemoryPoolAllocator<>,
+                               rapidjson::MemoryPoolAllocator<>>
+        document(&value_allocator, sizeof(parse_buffer), &parse_allocator);
     document.Parse<kParseFlags>(text.data(), text.size());
     if (document.HasParseError() || !document.IsObject()) {
         return refuse("messages must be JSON objects with an action");

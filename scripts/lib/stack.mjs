@@ -484,7 +484,8 @@ async function writeNginxConfig(stack, { cert, key, rateLimit, rateBurst, worker
         RATE: rateLimit,
         BURST: rateBurst,
         WORKER_CONNECTIONS: workerConnections,
-        WORKER_NOFILE: workerConnections * 2 + 64,
+        // One slot is one descriptor; stay within the 20,000 open-files hard limit.
+        WORKER_NOFILE: Math.min(workerConnections + 64, 20000),
         // As root the workers would drop to nobody and lose access to the 0660 sockets.
         USER_DIRECTIVE: isRoot ? 'user                    root;  # the sockets are root:root 0660' : '',
     });
@@ -506,7 +507,9 @@ export async function startStack({
     fcgiEnv = {},
     rateLimit = '200r/s',
     rateBurst = 1000,
-    workerConnections = 4096,
+    // nginx starts dropping connections once fewer than 1/16 of the slots are free, and a
+    // proxied WebSocket takes two: 16384 slots serve about 7,500 browsers.
+    workerConnections = 16384,
     stdio = 'pipe',
     webRoot = path.join(repoRoot, 'web'),
 } = {}) {
