@@ -243,7 +243,7 @@ class Child {
 }
 
 // Resolves to the HTTP status of GET url, or null when nothing answers.
-function probeHttp(url) {
+export function probeHttp(url) {
     return new Promise((resolve) => {
         const req = http.get(url, { agent: false, timeout: 1000 }, (res) => {
             res.resume();

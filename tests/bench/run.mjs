@@ -41,7 +41,7 @@ import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { freePort, repoRoot, startStack } from '../../scripts/lib/stack.mjs';
+import { freePort, probeHttp, repoRoot, startStack } from '../../scripts/lib/stack.mjs';
 
 const execFileAsync = promisify(execFile);
 const benchDir = path.dirname(fileURLToPath(import.meta.url));
@@ -241,16 +241,6 @@ async function startProcess(name, command, args, { env = process.env, ready }) {
     };
 }
 
-function probeHttp(url) {
-    return new Promise((resolve) => {
-        const req = http.get(url, { agent: false, timeout: 1000 }, (res) => {
-            res.resume();
-            resolve(res.statusCode);
-        });
-        req.on('timeout', () => req.destroy());
-        req.on('error', () => resolve(null));
-    });
-}
 
 // ------------------------------------------------------------------------------------------------
 // The systems under test. start(n) resolves to
