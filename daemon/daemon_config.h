@@ -6,8 +6,8 @@
 #include <vector>
 
 #include "common/config.h"
-#include "daemon/hub.h"
-#include "daemon/telegram_auth.h"
+#include "daemon/core/hub.h"
+#include "daemon/core/telegram_auth.h"
 
 namespace shopcast {
 

@@ -3,7 +3,7 @@
 
 #include "common/log.h"
 #include "daemon/daemon_config.h"
-#include "daemon/server.h"
+#include "daemon/lws/server.h"
 
 int main(int argc, char** argv) {
     shopcast::set_log_program("shopcastd");

@@ -1,7 +1,7 @@
 // Fuzz target: parse_client_action on arbitrary bytes (what a browser may send).
 // Properties beyond "no crash": a refusal says why; an accepted action carries only what its
 // kind uses, and its shops are well-formed ID texts, sorted and unique.
-#include "daemon/client_action.h"
+#include "daemon/core/client_action.h"
 
 #include "common/event.h"
 

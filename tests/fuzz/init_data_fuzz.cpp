@@ -7,7 +7,7 @@
 #include <cstdlib>
 #include <string_view>
 
-#include "daemon/telegram_auth.h"
+#include "daemon/core/telegram_auth.h"
 
 namespace {
 

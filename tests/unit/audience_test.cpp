@@ -1,5 +1,5 @@
 // Routing rules (daemon/audience.h, DESIGN.md "Delivery rules" and "Precise rules").
-#include "daemon/audience.h"
+#include "daemon/core/audience.h"
 
 #include <gtest/gtest.h>
 

@@ -1,6 +1,6 @@
 // Browser actions (daemon/client_action.h, DESIGN.md "WebSocket protocol"): auth, subscribe,
 // unsubscribe, resume; anything else is refused with a message for the browser.
-#include "daemon/client_action.h"
+#include "daemon/core/client_action.h"
 
 #include <gtest/gtest.h>
 

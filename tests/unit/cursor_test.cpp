@@ -1,5 +1,5 @@
 // Event cursors "<epoch>:<seq>" (daemon/cursor.h): formatting, strict parsing, fresh epochs.
-#include "daemon/cursor.h"
+#include "daemon/core/cursor.h"
 
 #include <gtest/gtest.h>
 

@@ -1,8 +1,8 @@
 // The history ring (daemon/history.h): seq assignment, the "id" added to each event, eviction
 // by count and by bytes, lookups of evicted and future seqs, and resume verdicts.
-#include "daemon/history.h"
+#include "daemon/core/history.h"
 
-#include "daemon/cursor.h"
+#include "daemon/core/cursor.h"
 
 #include <gtest/gtest.h>
 #include <rapidjson/document.h>

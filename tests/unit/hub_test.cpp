@@ -1,8 +1,8 @@
 // The fan-out hub (daemon/hub.h) driven without a network: publish, hold and resume, routing,
 // subscriptions, idempotency, laggards, admission, rate limits and shutdown.
-#include "daemon/hub.h"
+#include "daemon/core/hub.h"
 
-#include "daemon/cursor.h"
+#include "daemon/core/cursor.h"
 
 #include <gtest/gtest.h>
 #include <rapidjson/document.h>

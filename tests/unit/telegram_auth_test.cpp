@@ -1,7 +1,7 @@
 // TelegramAuthenticator: initData built and signed here (HMAC with a test token, Ed25519 with a
 // key generated here), plus two vectors published with their tokens by the Telegram Mini Apps
 // project, one of them signed by Telegram's production Ed25519 key.
-#include "daemon/telegram_auth.h"
+#include "daemon/core/telegram_auth.h"
 
 #include <gtest/gtest.h>
 #include <openssl/evp.h>

@@ -6,7 +6,7 @@
 #include <string>
 #include <string_view>
 
-#include "daemon/shared_frame.h"
+#include "daemon/core/shared_frame.h"
 
 namespace shopcast {
 

@@ -1,4 +1,4 @@
-#include "daemon/server.h"
+#include "daemon/lws/server.h"
 
 #include <fcntl.h>
 #include <sys/file.h>
@@ -14,10 +14,10 @@
 
 #include "common/fd.h"
 #include "common/log.h"
-#include "daemon/cursor.h"
-#include "daemon/ipc_listener.h"
-#include "daemon/sd_notify.h"
-#include "daemon/ws_protocol.h"
+#include "daemon/core/cursor.h"
+#include "daemon/lws/ipc_listener.h"
+#include "daemon/lws/sd_notify.h"
+#include "daemon/lws/ws_protocol.h"
 
 namespace shopcast {
 namespace {

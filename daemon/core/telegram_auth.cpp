@@ -1,7 +1,7 @@
 // Validation of Telegram WebApp initData as core.telegram.org/bots/webapps documents it:
 // "Validating data received via the Mini App" (HMAC-SHA256 under a key derived from the bot
 // token) and "Validating data for Third-Party Use" (Ed25519 signature by Telegram's key).
-#include "daemon/telegram_auth.h"
+#include "daemon/core/telegram_auth.h"
 
 #include <openssl/crypto.h>
 #include <openssl/err.h>

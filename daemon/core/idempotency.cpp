@@ -1,4 +1,4 @@
-#include "daemon/idempotency.h"
+#include "daemon/core/idempotency.h"
 
 namespace shopcast {
 

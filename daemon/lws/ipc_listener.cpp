@@ -1,4 +1,4 @@
-#include "daemon/ipc_listener.h"
+#include "daemon/lws/ipc_listener.h"
 
 #include "common/log.h"
 

@@ -6,7 +6,7 @@
 #include <string>
 #include <vector>
 
-#include "daemon/hub.h"
+#include "daemon/core/hub.h"
 
 namespace shopcast {
 

@@ -1,4 +1,4 @@
-#include "daemon/control_messages.h"
+#include "daemon/core/control_messages.h"
 
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>

@@ -8,11 +8,11 @@
 #include <unordered_map>
 #include <vector>
 
-#include "daemon/event_sink.h"
-#include "daemon/history.h"
-#include "daemon/idempotency.h"
-#include "daemon/session.h"
-#include "daemon/telegram_auth.h"
+#include "daemon/core/event_sink.h"
+#include "daemon/core/history.h"
+#include "daemon/core/idempotency.h"
+#include "daemon/core/session.h"
+#include "daemon/core/telegram_auth.h"
 
 namespace shopcast {
 

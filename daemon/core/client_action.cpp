@@ -1,4 +1,4 @@
-#include "daemon/client_action.h"
+#include "daemon/core/client_action.h"
 
 #include <rapidjson/document.h>
 

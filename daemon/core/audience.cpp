@@ -1,4 +1,4 @@
-#include "daemon/audience.h"
+#include "daemon/core/audience.h"
 
 #include <algorithm>
 

@@ -1,11 +1,11 @@
-#include "daemon/hub.h"
+#include "daemon/core/hub.h"
 
 #include <algorithm>
 #include <iterator>
 
 #include "common/log.h"
-#include "daemon/client_action.h"
-#include "daemon/control_messages.h"
+#include "daemon/core/client_action.h"
+#include "daemon/core/control_messages.h"
 
 namespace shopcast {
 namespace {

@@ -1,4 +1,4 @@
-#include "daemon/session.h"
+#include "daemon/core/session.h"
 
 namespace shopcast {
 

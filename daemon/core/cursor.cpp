@@ -1,4 +1,4 @@
-#include "daemon/cursor.h"
+#include "daemon/core/cursor.h"
 
 #include <openssl/rand.h>
 

@@ -1,6 +1,6 @@
-#include "daemon/history.h"
+#include "daemon/core/history.h"
 
-#include "daemon/cursor.h"
+#include "daemon/core/cursor.h"
 
 namespace shopcast {
 

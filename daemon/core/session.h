@@ -7,8 +7,8 @@
 #include <string_view>
 #include <vector>
 
-#include "daemon/audience.h"
-#include "daemon/shared_frame.h"
+#include "daemon/core/audience.h"
+#include "daemon/core/shared_frame.h"
 
 namespace shopcast {
 

@@ -1,9 +1,9 @@
-#include "daemon/ws_protocol.h"
+#include "daemon/lws/ws_protocol.h"
 
 #include <algorithm>
 #include <array>
 
-#include "daemon/client_action.h"
+#include "daemon/core/client_action.h"
 
 namespace shopcast {
 namespace {

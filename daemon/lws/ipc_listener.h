@@ -10,7 +10,7 @@
 #include <unordered_map>
 
 #include "common/ipc.h"
-#include "daemon/event_sink.h"
+#include "daemon/core/event_sink.h"
 
 namespace shopcast {
 
