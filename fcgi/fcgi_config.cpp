@@ -13,7 +13,11 @@ constexpr std::string_view kSummary =
     "FastCGI endpoint for POST /api/internal/broadcast: checks the secret, validates the event\n"
     "and hands it to shopcastd over its events socket.";
 
+// The bot on the same host as nginx, as in the development stack.
+constexpr std::string_view kDefaultPublishers = "127.0.0.1,::1";
+
 std::vector<SettingSpec> setting_specs() {
+    const ThrottleSettings throttle;
     return {
         {"listen", "SHOPCAST_FCGI_LISTEN", "",
          "Unix socket path to create; without it the FastCGI socket is inherited on fd 0 "
@@ -33,6 +37,16 @@ std::vector<SettingSpec> setting_specs() {
          "comma-separated event types that must carry userId"},
         {"ack-timeout-ms", "SHOPCAST_ACK_TIMEOUT_MS", "1000",
          "how long to wait for shopcastd's acknowledgement before answering 503"},
+        {"publisher-addresses", "SHOPCAST_PUBLISHER_ADDRESSES", std::string(kDefaultPublishers),
+         "comma-separated addresses and CIDR networks of the bot (as nginx sees them); wrong "
+         "secrets from them are never throttled"},
+        {"secret-failures", "SHOPCAST_SECRET_FAILURES", std::to_string(throttle.max_failures),
+         "wrong secrets from one address within the window before it is locked out"},
+        {"secret-failure-window", "SHOPCAST_SECRET_FAILURE_WINDOW",
+         std::to_string(throttle.failure_window.count()),
+         "seconds over which wrong secrets are counted"},
+        {"secret-lockout", "SHOPCAST_SECRET_LOCKOUT", std::to_string(throttle.lockout.count()),
+         "seconds a locked-out address gets 429, whatever secret it sends"},
     };
 }
 
@@ -66,6 +80,20 @@ std::vector<std::string> require_user_for(const Settings& settings) {
     return types;
 }
 
+ThrottleSettings throttle_settings(const Settings& settings) {
+    ThrottleSettings throttle;
+    throttle.max_failures = static_cast<unsigned>(
+        settings.number("secret-failures", throttle.max_failures, 1, 1'000'000));
+    throttle.failure_window = std::chrono::seconds(
+        settings.number("secret-failure-window",
+                        static_cast<std::uint64_t>(throttle.failure_window.count()), 1, 86'400));
+    throttle.lockout = std::chrono::seconds(settings.number(
+        "secret-lockout", static_cast<std::uint64_t>(throttle.lockout.count()), 1, 86'400));
+    throttle.publisher_addresses = AddressSet::parse(
+        settings.text("publisher-addresses", kDefaultPublishers), "SHOPCAST_PUBLISHER_ADDRESSES");
+    return throttle;
+}
+
 }  // namespace
 
 CommandLine parse_command_line(int argc, char** argv) {
@@ -84,6 +112,7 @@ CommandLine parse_command_line(int argc, char** argv) {
     config.ack_timeout =
         std::chrono::milliseconds(settings.number("ack-timeout-ms", 1000, 1, 60'000));
     config.policy.require_user_for = require_user_for(settings);
+    config.throttle = throttle_settings(settings);
 
     config.secret = settings.secret("secret");
     if (config.secret.empty()) {

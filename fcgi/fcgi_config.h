@@ -6,6 +6,7 @@
 #include <string>
 
 #include "common/event.h"
+#include "fcgi/secret_throttle.h"
 
 namespace shopcast::fcgi {
 
@@ -19,6 +20,7 @@ struct FcgiConfig {
     std::string previous_secret;  // empty when no rotation is in progress
     ValidationPolicy policy;
     std::chrono::milliseconds ack_timeout{1000};
+    ThrottleSettings throttle;  // failed-secret lockout and the bot's exempt addresses
 };
 
 struct CommandLine {

@@ -72,6 +72,8 @@ std::string_view reason_phrase(int status) {
             return "Payload Too Large";
         case 415:
             return "Unsupported Media Type";
+        case 429:
+            return "Too Many Requests";
         case 503:
             return "Service Unavailable";
         default:
@@ -115,6 +117,7 @@ void serve_request(FCGX_Request& request, PublishHandler& handler) noexcept {
         facts.content_length = param(request, "CONTENT_LENGTH").value_or("");
         facts.secret = param(request, "HTTP_X_INTERNAL_SECRET");
         facts.idempotency_key = param(request, "HTTP_IDEMPOTENCY_KEY");
+        facts.remote_address = param(request, "REMOTE_ADDR").value_or("");
         FcgiBody body(request.in);
         write_reply(request.out, handler.handle(facts, body));
         return;
@@ -133,10 +136,11 @@ void serve_request(FCGX_Request& request, PublishHandler& handler) noexcept {
 // One for the whole server; lives in run_server's frame until every worker has been joined.
 struct ServerState {
     ServerState(const FcgiConfig& settings, const SecretVerifier& verifier, int socket_fd)
-        : config(settings), secret(verifier), listen_fd(socket_fd) {}
+        : config(settings), secret(verifier), throttle(settings.throttle), listen_fd(socket_fd) {}
 
     const FcgiConfig& config;
     const SecretVerifier& secret;
+    SecretThrottle throttle;
     const int listen_fd;
     std::mutex accept_mutex;  // libfcgi wants one FCGX_Accept_r at a time
     std::atomic<bool> stopping{false};
@@ -175,7 +179,7 @@ void run_worker(ServerState& server, Worker& self) noexcept {
     try {
         FcgiRequest request(server.listen_fd);
         DaemonClient daemon(server.config.events_socket, server.config.ack_timeout);
-        PublishHandler handler(server.secret, server.config.policy, daemon);
+        PublishHandler handler(server.secret, server.throttle, server.config.policy, daemon);
         while (accept_next(server, self, request)) {
             serve_request(*request.get(), handler);
             // Outside the accept mutex: closing a connection may wait for nginx to hang up.

@@ -187,7 +187,24 @@ Reply PublishHandler::handle(const RequestFacts& request, BodySource& body) {
         reply.headers.emplace_back("Allow", "POST");
         return reply;
     }
+    // Refused before the secret is even looked at, so a right guess during a lockout looks
+    // exactly like a wrong one.
+    const SecretThrottle::Clock::time_point now = SecretThrottle::Clock::now();
+    if (const std::optional<std::chrono::seconds> wait =
+            throttle_.refusal(request.remote_address, now)) {
+        Reply reply = error_reply(429, "rate_limited",
+                                  "Too many wrong secrets from this address; retry later");
+        reply.headers.emplace_back("Retry-After", std::to_string(wait->count()));
+        return reply;
+    }
     if (!request.secret || !secret_.matches(*request.secret)) {
+        if (throttle_.record_failure(request.remote_address, now)) {
+            const ThrottleSettings& limits = throttle_.settings();
+            log_line(LogLevel::warning, "refusing " + std::string(request.remote_address) +
+                                            " for " + std::to_string(limits.lockout.count()) +
+                                            " s after " + std::to_string(limits.max_failures) +
+                                            " wrong secrets");
+        }
         return error_reply(401, "unauthorized", "Missing or wrong x-internal-secret header");
     }
 

@@ -1,6 +1,6 @@
 // POST /api/internal/broadcast: turns one request into its reply, following DESIGN.md's check
-// order (method, secret, Content-Type, size, JSON syntax, event rules, Idempotency-Key).
-// Knows nothing of FastCGI, so every rule is testable with plain values.
+// order (method, failed-secret lockout, secret, Content-Type, size, JSON syntax, event rules,
+// Idempotency-Key). Knows nothing of FastCGI, so every rule is testable with plain values.
 #pragma once
 
 #include <cstddef>
@@ -13,6 +13,7 @@
 #include "common/event.h"
 #include "common/secret.h"
 #include "fcgi/event_forwarder.h"
+#include "fcgi/secret_throttle.h"
 
 namespace shopcast::fcgi {
 
@@ -25,6 +26,7 @@ struct RequestFacts {
     std::string_view content_length;  // nginx passes "" when the request has no body
     std::optional<std::string_view> secret;
     std::optional<std::string_view> idempotency_key;
+    std::string_view remote_address;  // REMOTE_ADDR: the address nginx got the request from
 };
 
 // Supplies the request body on demand, so a request refused before the size check (or by it)
@@ -47,12 +49,13 @@ struct Reply {
 // {"success":false,"error":<code>,"message":<message>} with proper JSON escaping.
 Reply error_reply(int status, std::string_view code, std::string_view message);
 
-// One per worker thread: the forwarder is that worker's own daemon connection.
+// One per worker thread: the forwarder is that worker's own daemon connection; the throttle is
+// shared by all of them.
 class PublishHandler {
   public:
-    PublishHandler(const SecretVerifier& secret, const ValidationPolicy& policy,
-                   EventForwarder& forwarder)
-        : secret_(secret), policy_(policy), forwarder_(forwarder) {}
+    PublishHandler(const SecretVerifier& secret, SecretThrottle& throttle,
+                   const ValidationPolicy& policy, EventForwarder& forwarder)
+        : secret_(secret), throttle_(throttle), policy_(policy), forwarder_(forwarder) {}
 
     Reply handle(const RequestFacts& request, BodySource& body);
 
@@ -60,6 +63,7 @@ class PublishHandler {
     Reply forward_event(const ValidatedEvent& event, std::string_view idempotency_key);
 
     const SecretVerifier& secret_;
+    SecretThrottle& throttle_;
     const ValidationPolicy& policy_;
     EventForwarder& forwarder_;
 };

@@ -13,7 +13,7 @@
 //   httpPort, httpsPort   0 (default) picks a free loopback port
 //   secret      the publish secret; default 48 random characters
 //   daemonEnv, fcgiEnv    extra environment of each service (null removes a variable)
-//   rateLimit, rateBurst  nginx's publish limit, default '200r/s' and 1000
+//   rateLimit, rateBurst  nginx's publish flood guard, default '10000r/s' and 10000
 //   stdio       'pipe' (default) captures output; 'inherit' also echoes it, line by line
 //   webRoot     what nginx serves at /; default web/
 // The Stack it resolves to has httpUrl, httpsUrl, wsUrl, wssUrl, origin, httpsOrigin, secret,
@@ -505,8 +505,9 @@ export async function startStack({
     secret = randomSecret(),
     daemonEnv = {},
     fcgiEnv = {},
-    rateLimit = '200r/s',
-    rateBurst = 1000,
+    // nginx's publish flood guard, as in nginx/shopcast.conf: far above any bot's pace.
+    rateLimit = '10000r/s',
+    rateBurst = 10000,
     // nginx starts dropping connections once fewer than 1/16 of the slots are free, and a
     // proxied WebSocket takes two: 16384 slots serve about 7,500 browsers.
     workerConnections = 16384,

@@ -1,5 +1,5 @@
 // What nginx answers itself (DESIGN.md: "nginx answers this one too: JSON, not HTML", the 429
-// row, the demo page): the rate limit, oversized bodies, the FastCGI app being down, GET /.
+// row, the demo page): the flood guard, oversized bodies, the FastCGI app being down, GET /.
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
@@ -17,10 +17,11 @@ import {
   PUBLISH_PATH,
 } from './helpers.mjs';
 
-describe('rate limit 1r/s, burst 5', () => {
+describe('flood guard squeezed to 1r/s, burst 5', () => {
   let stack;
   let client;
   before(async () => {
+    // The default guard (10,000 r/s) is far above what a test can send; squeezed, its 429 shows.
     stack = await startTestStack({ rateLimit: '1r/s', rateBurst: 5 });
     client = await connectClient(stack.wsUrl);
   });

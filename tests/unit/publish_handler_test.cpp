@@ -66,6 +66,7 @@ struct TestRequest {
     std::string body{kValidBody};
     std::optional<std::string> secret{kSecret};
     std::optional<std::string> idempotency_key;
+    std::string remote_address = "192.0.2.7";
 };
 
 struct Outcome {
@@ -85,6 +86,12 @@ struct Outcome {
     }
 };
 
+ThrottleSettings bot_on_loopback() {
+    ThrottleSettings settings;
+    settings.publisher_addresses = AddressSet::parse("127.0.0.1", "test");
+    return settings;
+}
+
 class PublishHandlerTest : public ::testing::Test {
   protected:
     Outcome send(const TestRequest& request) {
@@ -96,8 +103,9 @@ class PublishHandlerTest : public ::testing::Test {
         facts.content_length = length;
         facts.secret = request.secret;
         facts.idempotency_key = request.idempotency_key;
+        facts.remote_address = request.remote_address;
         FakeBody body(request.body);
-        PublishHandler handler(verifier_, policy_, daemon_);
+        PublishHandler handler(verifier_, throttle_, policy_, daemon_);
         Outcome outcome;
         outcome.reply = handler.handle(facts, body);
         outcome.body_reads = body.reads;
@@ -107,6 +115,7 @@ class PublishHandlerTest : public ::testing::Test {
     }
 
     SecretVerifier verifier_{kSecret, kPreviousSecret};
+    SecretThrottle throttle_{bot_on_loopback()};
     ValidationPolicy policy_;
     FakeForwarder daemon_;
 };
@@ -228,6 +237,43 @@ TEST_F(PublishHandlerTest, MethodNotAllowedNamesPost) {
     TestRequest request;
     request.method = "GET";
     EXPECT_EQ(send(request).header("Allow"), "POST");
+}
+
+TEST_F(PublishHandlerTest, WrongSecretsLockTheAddressOutWhateverSecretItSendsNext) {
+    TestRequest wrong;
+    wrong.secret = "not-the-secret-not-the-secret-xx";
+    for (unsigned i = 0; i < ThrottleSettings{}.max_failures; ++i) {
+        expect_error(send(wrong), 401, "unauthorized");
+    }
+    const Outcome locked = send(TestRequest{});  // the right secret
+    expect_error(locked, 429, "rate_limited");
+    EXPECT_EQ(locked.header("Retry-After"), "300");
+    EXPECT_EQ(locked.body_reads, 0);
+    EXPECT_TRUE(daemon_.received.empty());
+
+    TestRequest elsewhere;
+    elsewhere.remote_address = "192.0.2.8";
+    EXPECT_EQ(send(elsewhere).reply.status, 200);
+}
+
+TEST_F(PublishHandlerTest, TheBotsAddressIsNeverLockedOut) {
+    TestRequest wrong;
+    wrong.remote_address = "127.0.0.1";
+    wrong.secret = std::nullopt;
+    for (int i = 0; i < 50; ++i) expect_error(send(wrong), 401, "unauthorized");
+    TestRequest right;
+    right.remote_address = "127.0.0.1";
+    EXPECT_EQ(send(right).reply.status, 200);
+    EXPECT_EQ(throttle_.tracked_addresses(), 0u);
+}
+
+TEST_F(PublishHandlerTest, MethodIsCheckedBeforeTheLockout) {
+    TestRequest wrong;
+    wrong.secret = std::nullopt;
+    for (unsigned i = 0; i < ThrottleSettings{}.max_failures; ++i) send(wrong);
+    TestRequest get;
+    get.method = "GET";
+    expect_error(send(get), 405, "method_not_allowed");
 }
 
 // The first failing check answers, in DESIGN.md's order; nothing before the size check (or
