@@ -15,6 +15,7 @@ const state = {
     orders: new Map([['1001', { id: 1001, status: 'pending' }]]),
     log: [],
     renders: 0,
+    refetches: 0,
 };
 
 const $ = (id) => document.getElementById(id);
@@ -123,10 +124,25 @@ function render() {
     $('render-count').textContent = String(state.renders);
 }
 
-function onEvent(event) {
+function record(event) {
     handlers[event.type]?.(event);
     state.log.unshift(event);
     state.log.length = Math.min(state.log.length, LOG_LIMIT);
+}
+
+function onEvent(event) {
+    record(event);
+    render();
+    $('ws-cursor').textContent = String(client.lastId ?? '–');
+}
+
+// A burst of product and shop updates for one shop: a real page refetches
+// that shop once here, however many events the burst held.
+function onBatch({ shopId, events }) {
+    for (const event of events) record(event);
+    state.refetches += 1;
+    $('refetch-count').textContent = String(state.refetches);
+    shopFor(shopId).note += events.length > 1 ? ` (${events.length} updates, one refetch)` : '';
     render();
     $('ws-cursor').textContent = String(client.lastId ?? '–');
 }
@@ -163,7 +179,9 @@ const client = connect({
     initData: globalThis.Telegram?.WebApp?.initData || undefined,
     shops: shopsFromQuery(),
     dev: true,
+    coalesce: { windowMs: 250 }, // one refetch per burst of product/shop updates
     onEvent,
+    onBatch,
     onResync,
     onStatus,
 });

@@ -13,6 +13,11 @@
 //     onEvent: (event) => { ... },            // every event, in publish order
 //     onResync: (reason) => { refetch(); },   // missed events are gone: refetch
 //   });
+//
+// With `coalesce: { windowMs: 250 }` and `onBatch({ shopId, events })`, a
+// burst of refetch-style events for one shop (product_added, product_updated,
+// product_deleted, shop_updated) becomes one onBatch call per window, so the
+// page refetches once per burst; everything else still goes to onEvent at once.
 
 // Messages the server sends that are not events. An event always carries
 // both `type` and `id`; a message without `id` whose type is not listed here
@@ -24,6 +29,12 @@ const CONTROL_TYPES = new Set(['hello', 'resync', 'auth_ok', 'error', 'subscribe
 const HEALTHY_CONNECTION_MS = 5000;
 
 const WS_OPEN = 1;
+
+// Events that only tell a page to refetch a shop's data: a burst of them for
+// one shop asks for one refetch. Private events (those with a userId) never
+// wait, whatever their type.
+const COALESCED_TYPES = new Set(['product_added', 'product_updated', 'product_deleted', 'shop_updated']);
+const DEFAULT_COALESCE_MS = 250;
 
 const INDICATOR_ID = 'shopcast-ws-indicator';
 const INDICATOR_CONNECTED = '🟢 WS Connected';
@@ -45,7 +56,8 @@ export function backoffDelay(attempt, { baseMs = 500, maxMs = 30000 } = {}, rand
  * Options: url, initData (Telegram.WebApp.initData; sent as a message, never
  * in the URL), shops (initial subscriptions), onEvent(event),
  * onStatus('connecting' | 'connected' | 'disconnected'), onResync(reason),
- * onControl(message) for auth_ok / error / subscribed, dev (console logging
+ * onControl(message) for auth_ok / error / subscribed, coalesce (false,
+ * true or {windowMs}) with onBatch({shopId, events}), dev (console logging
  * and the status indicator), WebSocketImpl, backoff {baseMs, maxMs},
  * random and now (injectable for tests).
  */
@@ -57,6 +69,8 @@ export function connect({
     onStatus,
     onResync,
     onControl,
+    coalesce = false,
+    onBatch,
     dev = false,
     WebSocketImpl = globalThis.WebSocket,
     backoff = {},
@@ -65,6 +79,11 @@ export function connect({
 } = {}) {
     if (!url) throw new TypeError('shopcast: url is required');
     if (typeof WebSocketImpl !== 'function') throw new TypeError('shopcast: no WebSocket implementation');
+
+    const coalesceMs = coalesceWindow(coalesce);
+    if (coalesceMs != null && typeof onBatch !== 'function') {
+        throw new TypeError('shopcast: coalesce needs an onBatch callback');
+    }
 
     const backoffOptions = { baseMs: backoff.baseMs ?? 500, maxMs: backoff.maxMs ?? 30000 };
     // Shop ids are compared by their text on the server (7 and "7" are one
@@ -81,6 +100,9 @@ export function connect({
     let timer = null;        // pending reconnect
     let status = null;
     let closed = false;
+    // Coalesced events waiting for their window to end, by shop id as text.
+    // Each entry: { shopId, events, timer }.
+    const batches = new Map();
 
     const indicator = dev ? createIndicator() : null;
 
@@ -161,7 +183,37 @@ export function connect({
         if (id == null) return; // a control message this client does not know
         lastId = id;
         connectionId = id;
-        call(onEvent, message);
+        deliver(message);
+    }
+
+    // Straight to onEvent, or into the shop's batch: the first coalesced event
+    // of a shop opens a window; everything for that shop until it ends goes
+    // into the same onBatch call.
+    function deliver(event) {
+        if (coalesceMs == null || !COALESCED_TYPES.has(event.type) || event.userId != null || event.shopId == null) {
+            call(onEvent, event);
+            return;
+        }
+        const key = String(event.shopId);
+        let batch = batches.get(key);
+        if (!batch) {
+            batch = { shopId: event.shopId, events: [], timer: null };
+            batch.timer = setTimeout(() => flushBatch(key), coalesceMs);
+            batches.set(key, batch);
+        }
+        batch.events.push(event);
+    }
+
+    function flushBatch(key) {
+        const batch = batches.get(key);
+        if (!batch) return;
+        batches.delete(key);
+        clearTimeout(batch.timer);
+        call(onBatch, { shopId: batch.shopId, events: batch.events });
+    }
+
+    function flushBatches() {
+        for (const key of [...batches.keys()]) flushBatch(key);
     }
 
     function handleControl(message) {
@@ -182,6 +234,7 @@ export function connect({
                 // newest cursor this connection has seen (its hello, or an event
                 // after it), or, before any, from whatever the server gives next.
                 lastId = connectionId;
+                flushBatches(); // what arrived before the gap comes before the refetch
                 call(onResync, message.reason);
                 break;
             default: // auth_ok, error, subscribed
@@ -236,11 +289,14 @@ export function connect({
             const removed = fewer.filter((shop) => subscriptions.delete(String(shop)));
             if (removed.length) send({ action: 'unsubscribe', shops: removed });
         },
-        /** Closes the connection for good: no reconnects, no listeners left. */
+        /** Closes the connection for good: no reconnects, no listeners left,
+         *  and batches still waiting for their window are dropped. */
         close() {
             if (closed) return;
             closed = true;
             clearTimer();
+            for (const batch of batches.values()) clearTimeout(batch.timer);
+            batches.clear();
             if (typeof document !== 'undefined') document.removeEventListener('visibilitychange', onVisibility);
             if (typeof window !== 'undefined') window.removeEventListener('online', reconnectNow);
             webApp?.offEvent?.('activated', reconnectNow);
@@ -262,6 +318,16 @@ export function connect({
             return status === 'connected' && socket != null && socket.readyState === WS_OPEN;
         },
     };
+}
+
+// The coalescing window in ms, or null when coalescing is off.
+function coalesceWindow(coalesce) {
+    if (coalesce === false || coalesce == null) return null;
+    const windowMs = coalesce === true ? DEFAULT_COALESCE_MS : coalesce.windowMs ?? DEFAULT_COALESCE_MS;
+    if (typeof windowMs !== 'number' || !(windowMs > 0) || !Number.isFinite(windowMs)) {
+        throw new TypeError('shopcast: coalesce.windowMs must be a positive number of milliseconds');
+    }
+    return windowMs;
 }
 
 function call(callback, value) {

@@ -15,6 +15,7 @@ import { promisify } from 'node:util';
 import { chromium } from 'playwright-core';
 
 import { repoRoot, startStack } from '../../scripts/lib/stack.mjs';
+import { assertCoalescedBurst, publishBurst } from '../web-client/burst.mjs';
 
 const execFileAsync = promisify(execFile);
 
@@ -218,6 +219,43 @@ describe('demo page in Chromium', () => {
         const reply = await publish({ type: 'product_deleted', shopId: 123, productId: 455 });
         await logShows(page, reply.id);
         assert.equal(await page.locator('[data-testid="product-123-455"]').count(), 0);
+        assert.deepEqual(pageErrors, []);
+        await context.close();
+    });
+    it('a burst of 500 product events reaches a coalescing client as a few batches; order_status is not held back', TIMEOUT, async (t) => {
+        const windowMs = 250;
+        const { context, page, pageErrors } = await openDemo();
+        // A second client in the same page, recording its callbacks the way the Node test does.
+        await page.evaluate(async ({ url, windowMs }) => {
+            const { connect } = await import('/shopcast-client.js');
+            const calls = [];
+            window.__burst = {
+                calls,
+                client: connect({
+                    url,
+                    coalesce: { windowMs },
+                    onEvent: (event) => calls.push({ at: Date.now(), event }),
+                    onBatch: (batch) => calls.push({ at: Date.now(), batch }),
+                }),
+            };
+        }, { url: `wss://127.0.0.1:${stack.httpsPort}/ws`, windowMs });
+        await page.waitForFunction(() => window.__burst.client.lastId != null);
+
+        const burst = await publishBurst(stack, 500, 250, 902);
+        await page.waitForFunction(
+            (count) => window.__burst.calls.filter((c) => c.batch).flatMap((c) => c.batch.events).length >= count,
+            burst.ids.length);
+        await page.waitForTimeout(windowMs + 100); // room for a stray extra batch or duplicate
+        const calls = await page.evaluate(() => window.__burst.calls);
+        const { batches } = assertCoalescedBurst(calls, burst, windowMs);
+        t.diagnostic(`500 events in ${batches} onBatch calls`);
+        assert.equal(await page.evaluate(() => window.__burst.client.lastId), burst.ids.at(-1));
+
+        // The demo page coalesces too: the burst cost it a few refetches, not 500.
+        await page.locator('[data-testid="product-902-500"]').waitFor();
+        const refetches = Number(await page.textContent('[data-testid="refetch-count"]'));
+        assert.ok(refetches >= 1 && refetches <= burst.ids.length / 4, `${refetches} refetches`);
+        assert.equal(await page.textContent('[data-testid="order-902-status"]'), 'paid');
         assert.deepEqual(pageErrors, []);
         await context.close();
     });

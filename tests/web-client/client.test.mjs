@@ -11,6 +11,7 @@ import assert from 'node:assert/strict';
 import { WebSocket } from 'ws';
 
 import { backoffDelay, connect } from '../../web/shopcast-client.js';
+import { assertCoalescedBurst, publishBurst } from './burst.mjs';
 
 // ---------------------------------------------------------------- helpers --
 
@@ -384,6 +385,96 @@ describe('protocol', () => {
 
 // ------------------------------------------------------ real stack (e2e) --
 
+describe('coalescing', () => {
+    // The page's view: every callback in the order the client made it.
+    function coalescingClient(options = {}) {
+        const Socket = fakeSocketClass();
+        const calls = [];
+        const client = connect({
+            url: 'ws://shop.test/ws',
+            WebSocketImpl: Socket,
+            coalesce: { windowMs: 250 },
+            onEvent: (event) => calls.push({ event }),
+            onBatch: (batch) => calls.push({ batch }),
+            onResync: (reason) => calls.push({ resync: reason }),
+            ...options,
+        });
+        Socket.last.accept('a:0');
+        return { client, socket: Socket.last, calls };
+    }
+
+    it('is off by default: each product event is its own onEvent call at once', () => {
+        const Socket = fakeSocketClass();
+        const { log, callbacks } = recorder();
+        const client = connect({ url: 'ws://shop.test/ws', WebSocketImpl: Socket, ...callbacks });
+        Socket.last.accept('a:0');
+        for (let n = 1; n <= 3; n += 1) Socket.last.message({ type: 'product_added', shopId: 1, productId: n, id: `a:${n}` });
+        assert.deepEqual(log.events.map((e) => e.id), ['a:1', 'a:2', 'a:3']);
+        client.close();
+    });
+
+    it('needs onBatch and a positive window', () => {
+        const Socket = fakeSocketClass();
+        assert.throws(() => connect({ url: 'ws://x/ws', WebSocketImpl: Socket, coalesce: true }), /onBatch/);
+        for (const windowMs of [0, -5, Number.NaN, '250']) {
+            assert.throws(() => connect({ url: 'ws://x/ws', WebSocketImpl: Socket, coalesce: { windowMs }, onBatch() {} }), /windowMs/);
+        }
+        assert.equal(Socket.instances.length, 0, 'no socket is opened for a bad option');
+    });
+
+    it('one onBatch per shop per window; order_status, new_subscriber and private events pass at once', () => {
+        mock.timers.enable({ apis: ['setTimeout'] });
+        try {
+            const { client, socket, calls } = coalescingClient();
+            socket.message({ type: 'product_added', shopId: 1, productId: 10, id: 'a:1' });
+            socket.message({ type: 'product_updated', shopId: '2', productId: 20, id: 'a:2' });
+            socket.message({ type: 'order_status', orderId: 5, status: 'paid', id: 'a:3' });
+            socket.message({ type: 'product_deleted', shopId: '1', productId: 10, id: 'a:4' });
+            socket.message({ type: 'product_updated', shopId: 1, productId: 11, userId: 42, id: 'a:5' });
+            socket.message({ type: 'new_subscriber', shopId: 1, id: 'a:6' });
+            socket.message({ type: 'shop_updated', shopId: 1, id: 'a:7' });
+            assert.deepEqual(calls.map((c) => c.event?.id), ['a:3', 'a:5', 'a:6'], 'immediate events, nothing else yet');
+            assert.equal(client.lastId, 'a:7', 'the cursor is the last event seen, batched or not');
+
+            mock.timers.tick(249);
+            assert.equal(calls.length, 3, 'the window is not over');
+            mock.timers.tick(1);
+            assert.deepEqual(calls.slice(3).map((c) => [c.batch.shopId, c.batch.events.map((e) => e.id)]), [
+                [1, ['a:1', 'a:4', 'a:7']], // 1 and "1" are one shop; the first event's id is kept
+                ['2', ['a:2']],
+            ]);
+
+            // The next burst opens a new window.
+            socket.message({ type: 'product_added', shopId: 1, productId: 12, id: 'a:8' });
+            mock.timers.tick(250);
+            assert.deepEqual(calls.at(-1).batch.events.map((e) => e.id), ['a:8']);
+            assert.equal(calls.length, 6);
+            client.close();
+        } finally {
+            mock.timers.reset();
+        }
+    });
+
+    it('a resync delivers what is waiting first; close() drops it', () => {
+        mock.timers.enable({ apis: ['setTimeout'] });
+        try {
+            const { client, socket, calls } = coalescingClient();
+            socket.message({ type: 'product_added', shopId: 1, productId: 10, id: 'a:1' });
+            socket.message({ type: 'resync', reason: 'epoch' });
+            assert.deepEqual(calls, [
+                { batch: { shopId: 1, events: [{ type: 'product_added', shopId: 1, productId: 10, id: 'a:1' }] } },
+                { resync: 'epoch' },
+            ]);
+            socket.message({ type: 'product_added', shopId: 1, productId: 11, id: 'a:2' });
+            client.close();
+            mock.timers.tick(1000);
+            assert.equal(calls.length, 2);
+        } finally {
+            mock.timers.reset();
+        }
+    });
+});
+
 describe('against the real stack', () => {
     let stack;
     const clients = [];
@@ -522,5 +613,21 @@ describe('against the real stack', () => {
         assert.equal(log.events[1].id, reply.id);
         assert.equal(client.lastId, reply.id);
         assert.equal(log.resyncs.length, 1);
+    });
+    it('coalesces a burst of 500 product events; an order_status in the middle is not held back', async (t) => {
+        const windowMs = 250;
+        const calls = [];
+        const { client } = open({
+            coalesce: { windowMs },
+            onEvent: (event) => calls.push({ at: Date.now(), event }),
+            onBatch: (batch) => calls.push({ at: Date.now(), batch }),
+        });
+        await waitFor(() => client.lastId && client.connected, 'hello');
+        const burst = await publishBurst(stack, 500, 250, 901);
+        await waitFor(() => calls.filter((c) => c.batch).flatMap((c) => c.batch.events).length >= 500, 'the batches');
+        await sleep(windowMs + 100); // room for a stray extra batch or duplicate to show up
+        const { batches } = assertCoalescedBurst(calls, burst, windowMs);
+        t.diagnostic(`500 events in ${batches} onBatch calls`);
+        assert.equal(client.lastId, burst.ids.at(-1));
     });
 });
