@@ -16,6 +16,7 @@
 #include "common/log.h"
 #include "daemon/core/cursor.h"
 #include "daemon/lws/ipc_listener.h"
+#include "daemon/lws/restart_state.h"
 #include "daemon/lws/sd_notify.h"
 #include "daemon/lws/ws_protocol.h"
 
@@ -152,8 +153,9 @@ int run_daemon(const DaemonConfig& config) {
     }
     TelegramAuthenticator authenticator(config.auth);
     LwsSessionWaker waker;
-    Hub hub(config.limits, History(new_epoch(), config.history_events, config.history_bytes),
-            IdempotencyCache(config.idempotency_ttl_seconds, 100000), authenticator, waker, now_ms);
+    RestoredEngine restored = restore_engine(config, now_ms() / 1000);
+    Hub hub(config.limits, std::move(restored.history), std::move(restored.idempotency),
+            authenticator, waker, now_ms);
     WebSocketContext websocket_context{&hub, config.allowed_origins,
                                        !config.ws_listen.unix_path.empty(), config.live_hold_ms};
     IpcListener ipc_listener(hub);
@@ -213,6 +215,7 @@ int run_daemon(const DaemonConfig& config) {
         if (lws_service(context.get(), 0) < 0) break;
     }
     lws_sul_cancel(&deadline_timer);
+    save_engine(config, hub);
     if (watchdog.interval > 0) lws_sul_cancel(&watchdog.timer);
     context.reset();
     if (!config.ws_listen.unix_path.empty()) ::unlink(config.ws_listen.unix_path.c_str());
