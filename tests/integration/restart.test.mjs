@@ -14,6 +14,7 @@ import { startTestStack, stopTestStack, post, sleep, WebSocket, CONTROL_TYPES } 
 
 const CLIENTS = Number(process.env.SHOPCAST_RESTART_CLIENTS ?? 2000);
 const PUBLISH_INTERVAL_MS = 20; // about 50 events/s: a busy shop, far below what the daemon takes
+const RESTART_SPREAD_MS = 5000; // web/shopcast-client.js's restartSpreadMs default
 
 let stack;
 
@@ -49,12 +50,18 @@ class ResumingPage {
     if (this.stopped) return;
     const ws = new WebSocket(this.url, { origin: this.origin, rejectUnauthorized: false, perMessageDeflate: false });
     this.ws = ws;
+    // As web/shopcast-client.js does: resume at once on a reconnect, from hello on the first.
+    ws.on('open', () => {
+      if (this.cursor !== null) ws.send(JSON.stringify({ action: 'resume', since: this.cursor }));
+    });
     ws.on('message', (data) => {
       const message = JSON.parse(data.toString('utf8'));
       if (message.type === 'hello') {
         this.connects += 1;
-        ws.send(JSON.stringify({ action: 'resume', since: this.cursor ?? message.id }));
-        if (this.cursor === null) this.cursor = message.id;
+        if (this.cursor === null) {
+          this.cursor = message.id;
+          ws.send(JSON.stringify({ action: 'resume', since: message.id }));
+        }
         this.markReady();
       } else if (message.type === 'resync') {
         this.log.push({ resync: message.reason });
@@ -67,8 +74,11 @@ class ResumingPage {
       this.refused += 1;
     });
     ws.on('error', () => {});
-    ws.on('close', () => {
-      if (!this.stopped) setTimeout(() => this.open(), 100 + Math.random() * 400);
+    ws.on('close', (code) => {
+      if (this.stopped) return;
+      // The client library's spread after a restart (1001/1012), else a short retry.
+      const delay = code === 1001 || code === 1012 ? Math.random() * RESTART_SPREAD_MS : 200 + Math.random() * 300;
+      setTimeout(() => this.open(), delay);
     });
   }
 
@@ -216,6 +226,12 @@ test('a damaged state file means a new epoch: resync, never a wrong event', asyn
   fs.writeFileSync(stateFile, bytes);
   await stack.startDaemon();
   assert.match(stack.daemonLog(), /state file .* not used \(checksum mismatch\)/);
+  // The page comes back within the restart spread; its old cursor gets resync.
+  const deadline = Date.now() + 10_000;
+  while (probe.resyncs().length === 0) {
+    assert.ok(Date.now() < deadline, 'the page resumed and was told to resync');
+    await sleep(50);
+  }
   const after = await publishUntilAccepted('damage', 2, {});
   await waitForAll([probe], after, 10_000);
   const tail = probe.log.slice(probe.log.findIndex((e) => e.id === before) + 1);
