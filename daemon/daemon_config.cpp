@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <cstdlib>
 
 namespace shopcast {
 namespace {
@@ -56,6 +57,8 @@ std::vector<SettingSpec> daemon_setting_specs() {
          "how long a new connection's live events wait for its resume"},
         {"idempotency-ttl", "SHOPCAST_IDEMPOTENCY_TTL", "300",
          "seconds an Idempotency-Key is remembered"},
+        {"state-directory", "SHOPCAST_STATE_DIRECTORY", "$STATE_DIRECTORY, else none",
+         "where history, epoch and Idempotency-Keys are kept across a restart"},
         {"bot-token", "BOT_TOKEN", "", "bot token for initData hash checks (or BOT_TOKEN_FILE)",
          true},
         {"bot-id", "SHOPCAST_BOT_ID", "", "bot id for initData signature checks"},
@@ -123,6 +126,12 @@ DaemonConfig load_daemon_config(const Settings& settings) {
         static_cast<std::int64_t>(settings.number("live-hold-ms", 1000, 0, 60000));
     config.idempotency_ttl_seconds =
         static_cast<std::int64_t>(settings.number("idempotency-ttl", 300, 1, 86400));
+    // systemd's StateDirectory= names the directory in $STATE_DIRECTORY.
+    const char* systemd_state = std::getenv("STATE_DIRECTORY");
+    config.state_directory = settings.text("state-directory", systemd_state ? systemd_state : "");
+    if (!config.state_directory.empty() && config.state_directory[0] != '/') {
+        throw ConfigError("SHOPCAST_STATE_DIRECTORY must be an absolute path");
+    }
 
     config.auth.bot_token = settings.secret("bot-token");
     config.auth.bot_id = settings.text("bot-id", "");

@@ -29,6 +29,7 @@ struct DaemonConfig {
     int hangup_timeout_seconds = 40;
     std::int64_t live_hold_ms = 1000;
     std::int64_t idempotency_ttl_seconds = 300;
+    std::string state_directory;  // empty: every start is a new epoch
     TelegramAuthConfig auth;
 };
 

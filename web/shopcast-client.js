@@ -25,8 +25,15 @@
 const CONTROL_TYPES = new Set(['hello', 'resync', 'auth_ok', 'error', 'subscribed']);
 
 // A connection that stayed up this long counts as healthy: the next drop
-// starts the backoff from the beginning again.
+// starts the backoff from the beginning again. A `hello` alone does not: a
+// server that accepts and then fails must not be hammered.
 const HEALTHY_CONNECTION_MS = 5000;
+
+// Close codes that mean "the server is restarting or going away" (1001 going
+// away, 1012 service restart): every page of the server gets one at the same
+// moment, so the first reconnect is spread over a window instead of all
+// pages arriving within the same half second.
+const SERVER_RESTART_CODES = new Set([1001, 1012]);
 
 const WS_OPEN = 1;
 
@@ -48,6 +55,15 @@ export function backoffDelay(attempt, { baseMs = 500, maxMs = 30000 } = {}, rand
     const exponent = Math.min(Math.max(0, attempt), 40); // 2^40 * base dwarfs any cap
     const cap = Math.min(maxMs, baseMs * 2 ** exponent);
     return Math.min(cap, Math.floor(random() * (cap + 1)));
+}
+
+/**
+ * Delay before the first reconnect after the server said it is restarting:
+ * uniform in [0, spreadMs]. With the default 5 s, 10,000 pages come back at
+ * about 2,000 per second rather than all at once.
+ */
+export function restartDelay(spreadMs = 5000, random = Math.random) {
+    return Math.floor(random() * (Math.max(0, spreadMs) + 1));
 }
 
 /**
@@ -74,6 +90,7 @@ export function connect({
     dev = false,
     WebSocketImpl = globalThis.WebSocket,
     backoff = {},
+    restartSpreadMs = 5000,
     random = Math.random,
     now = Date.now,
 } = {}) {
@@ -153,12 +170,12 @@ export function connect({
         ws.onerror = () => {
             // A close event always follows; reconnecting happens there.
         };
-        ws.onclose = () => {
+        ws.onclose = (event) => {
             if (socket !== ws) return;
             socket = null;
             if (openedAt != null && now() - openedAt > HEALTHY_CONNECTION_MS) attempt = 0;
             setStatus('disconnected');
-            scheduleReconnect();
+            scheduleReconnect(SERVER_RESTART_CODES.has(event?.code));
         };
     }
 
@@ -221,7 +238,6 @@ export function connect({
             case 'hello':
                 helloId = message.id ?? null;
                 connectionId = connectionId ?? helloId;
-                attempt = 0;
                 // Nothing to replay: start live delivery now instead of after the
                 // server's hold, and resume from here after a drop.
                 if (lastId == null && helloId != null) {
@@ -242,9 +258,11 @@ export function connect({
         }
     }
 
-    function scheduleReconnect() {
+    function scheduleReconnect(serverRestarting = false) {
         if (closed || timer) return;
-        const delay = backoffDelay(attempt, backoffOptions, random);
+        const delay = serverRestarting && attempt === 0
+            ? restartDelay(restartSpreadMs, random)
+            : backoffDelay(attempt, backoffOptions, random);
         attempt += 1;
         timer = setTimeout(() => {
             timer = null;

@@ -46,6 +46,30 @@ std::string History::cursor_for(std::uint64_t seq) const {
     return format_cursor(epoch_, seq);
 }
 
+void History::save_into(SavedState& state) const {
+    state.epoch = epoch_;
+    state.last_seq = last_seq();
+    state.events.clear();
+    state.events.reserve(events_.size());
+    for (const StoredEvent& event : events_) {
+        state.events.push_back(SavedEvent{event.seq, event.shop_id, event.user_id,
+                                          std::string(event.frame->payload())});
+    }
+}
+
+void History::restore_from(const SavedState& state) {
+    epoch_ = state.epoch;
+    events_.clear();
+    bytes_ = 0;
+    for (const SavedEvent& event : state.events) {
+        events_.push_back(
+            StoredEvent{event.seq, event.shop_id, event.user_id, make_frame(event.payload)});
+        bytes_ += cost_of(events_.back());
+    }
+    next_seq_ = state.last_seq + 1;
+    evict_to_limits();
+}
+
 ResumePoint History::resume_point(std::string_view text) const {
     auto cursor = parse_cursor(text);
     if (!cursor) return {ResumeVerdict::malformed, 0};

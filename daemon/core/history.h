@@ -7,6 +7,7 @@
 #include <string_view>
 
 #include "daemon/core/shared_frame.h"
+#include "daemon/core/state_file.h"
 
 namespace shopcast {
 
@@ -45,6 +46,11 @@ class History {
     std::size_t size() const { return events_.size(); }
     std::size_t bytes() const { return bytes_; }
     const std::string& epoch() const { return epoch_; }
+
+    // What a restart needs to continue this history: same epoch, seqs and payloads.
+    void save_into(SavedState& state) const;
+    // Continues a saved history (decode_state checked its consistency); the limits stay ours.
+    void restore_from(const SavedState& state);
 
   private:
     static std::size_t cost_of(const StoredEvent& event);

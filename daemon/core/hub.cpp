@@ -168,6 +168,15 @@ void Hub::close_all(int code, std::string_view reason) {
     for (auto& session : sessions_) request_close(*session, code, std::string(reason));
 }
 
+SavedState Hub::save_state() const {
+    SavedState state;
+    const std::int64_t now_seconds = clock_() / 1000;
+    state.saved_at_unix = now_seconds;
+    history_.save_into(state);
+    idempotency_.save_into(state, now_seconds);
+    return state;
+}
+
 void Hub::send_control(Session& session, std::string message) {
     if (session.close) return;  // the close frame is the last thing this connection gets
     if (session.control.size() >= limits_.max_control_messages) {

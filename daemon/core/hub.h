@@ -67,6 +67,8 @@ class Hub final : public EventSink {
 
     std::size_t session_count() const { return sessions_.size(); }
     const History& history() const { return history_; }
+    // Everything a restart needs to continue where this run stops.
+    SavedState save_state() const;
 
   private:
     void send_control(Session& session, std::string message);

@@ -8,6 +8,7 @@
 #include <unordered_map>
 
 #include "common/ipc.h"
+#include "daemon/core/state_file.h"
 
 namespace shopcast {
 
@@ -20,6 +21,10 @@ class IdempotencyCache {
     std::optional<ipc::PublishAck> find(const std::string& key, std::int64_t now);
     void remember(const std::string& key, const ipc::PublishAck& ack, std::int64_t now);
     std::size_t size() const { return acks_.size(); }
+
+    void save_into(SavedState& state, std::int64_t now) const;
+    // Keys saved `downtime` seconds ago keep the rest of their TTL.
+    void restore_from(const SavedState& state, std::int64_t now, std::int64_t downtime);
 
   private:
     void expire(std::int64_t now);

@@ -1,6 +1,7 @@
 #include "daemon/lws/ipc_listener.h"
 
 #include "common/log.h"
+#include "daemon/lws/guarded_callback.h"
 
 namespace shopcast {
 namespace {
@@ -69,7 +70,7 @@ int IpcListener::on_writeable(lws* wsi) {
 lws_protocols ipc_protocol() {
     lws_protocols protocol{};
     protocol.name = kIpcProtocolName;
-    protocol.callback = callback;
+    protocol.callback = guarded_callback<callback>;
     return protocol;
 }
 

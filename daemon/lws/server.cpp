@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 
 #include <array>
+#include <atomic>
 #include <cerrno>
 #include <chrono>
 #include <csignal>
@@ -15,7 +16,9 @@
 #include "common/fd.h"
 #include "common/log.h"
 #include "daemon/core/cursor.h"
+#include "daemon/core/service_loop.h"
 #include "daemon/lws/ipc_listener.h"
+#include "daemon/lws/restart_state.h"
 #include "daemon/lws/sd_notify.h"
 #include "daemon/lws/ws_protocol.h"
 
@@ -24,9 +27,15 @@ namespace {
 
 constexpr auto kShutdownGrace = std::chrono::seconds(3);
 volatile std::sig_atomic_t stop_requested = 0;
+// The running context, for the signal handler: a signal that lands between the loop's check of
+// stop_requested and its wait would otherwise sleep until the next socket event or timer.
+std::atomic<lws_context*> context_to_wake{nullptr};
+static_assert(std::atomic<lws_context*>::is_always_lock_free);
 
 void request_stop(int) {
     stop_requested = 1;
+    // Only writes a byte to lws' wake-up pipe, which is async-signal-safe.
+    if (lws_context* context = context_to_wake.load()) lws_cancel_service(context);
 }
 
 void install_signal_handlers() {
@@ -152,8 +161,9 @@ int run_daemon(const DaemonConfig& config) {
     }
     TelegramAuthenticator authenticator(config.auth);
     LwsSessionWaker waker;
-    Hub hub(config.limits, History(new_epoch(), config.history_events, config.history_bytes),
-            IdempotencyCache(config.idempotency_ttl_seconds, 100000), authenticator, waker, now_ms);
+    RestoredEngine restored = restore_engine(config, now_ms() / 1000);
+    Hub hub(config.limits, std::move(restored.history), std::move(restored.idempotency),
+            authenticator, waker, now_ms);
     WebSocketContext websocket_context{&hub, config.allowed_origins,
                                        !config.ws_listen.unix_path.empty(), config.live_hold_ms};
     IpcListener ipc_listener(hub);
@@ -197,8 +207,14 @@ int run_daemon(const DaemonConfig& config) {
                                  describe_listener(config.ws_listen) + ", events on " +
                                  config.events_socket + ", epoch " + hub.history().epoch());
 
-    while (!stop_requested) {
-        if (lws_service(context.get(), 0) < 0) break;
+    context_to_wake.store(context.get());
+    const ServiceOutcome outcome =
+        serve_until_stopped([&] { return lws_service(context.get(), 0); }, stop_requested);
+    if (outcome == ServiceOutcome::failed) {
+        // Exit non-zero so that systemd's Restart=on-failure starts a fresh daemon.
+        log_line(LogLevel::error, "the event loop failed; exiting so that the service restarts");
+        context_to_wake.store(nullptr);
+        return 1;
     }
 
     notify_systemd("STOPPING=1");
@@ -213,7 +229,9 @@ int run_daemon(const DaemonConfig& config) {
         if (lws_service(context.get(), 0) < 0) break;
     }
     lws_sul_cancel(&deadline_timer);
+    save_engine(config, hub);
     if (watchdog.interval > 0) lws_sul_cancel(&watchdog.timer);
+    context_to_wake.store(nullptr);
     context.reset();
     if (!config.ws_listen.unix_path.empty()) ::unlink(config.ws_listen.unix_path.c_str());
     ::unlink(config.events_socket.c_str());

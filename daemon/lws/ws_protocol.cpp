@@ -4,6 +4,7 @@
 #include <array>
 
 #include "daemon/core/client_action.h"
+#include "daemon/lws/guarded_callback.h"
 
 namespace shopcast {
 namespace {
@@ -169,7 +170,7 @@ void LwsSessionWaker::wake(Session& session) {
 lws_protocols websocket_protocol() {
     lws_protocols protocol{};
     protocol.name = "shopcast";
-    protocol.callback = callback;
+    protocol.callback = guarded_callback<callback>;
     protocol.per_session_data_size = sizeof(ConnectionData);
     protocol.rx_buffer_size = 1024;  // small: browsers send tiny messages, assembled in Session
     protocol.tx_packet_size = kMaxEventFrameBytes;  // an event is written in one piece

@@ -265,6 +265,8 @@ export class Stack extends EventEmitter {
         this.eventsSocket = path.join(this.runDir, 'events.sock');
         this.wsSocket = path.join(this.runDir, 'ws.sock');
         this.fcgiSocket = path.join(this.runDir, 'fcgi.sock');
+        // Like systemd's StateDirectory=: history and epoch survive a restart of the daemon.
+        this.stateDir = path.join(this.dir, 'state');
     }
 
     get daemonPid() {
@@ -319,6 +321,7 @@ export class Stack extends EventEmitter {
                 SHOPCAST_EVENTS_SOCKET: this.eventsSocket,
                 SHOPCAST_WS_LISTEN: `unix:${this.wsSocket}`,
                 SHOPCAST_ALLOWED_ORIGINS: this.allowedOrigins.join(','),
+                SHOPCAST_STATE_DIRECTORY: this.stateDir,
             },
             this.daemonEnv,
             extraEnv,
@@ -528,6 +531,7 @@ export async function startStack({
     }
     await mkdir(runDir, { recursive: true, mode: 0o750 });
     await mkdir(path.join(dir, 'tmp'), { recursive: true, mode: 0o700 });
+    await mkdir(path.join(dir, 'state'), { recursive: true, mode: 0o700 });
     const { cert, key } = await ensureCertificate(dir);
 
     const pickPorts = !httpPort || !httpsPort;

@@ -10,7 +10,7 @@ import { after, before, describe, it, mock } from 'node:test';
 import assert from 'node:assert/strict';
 import { WebSocket } from 'ws';
 
-import { backoffDelay, connect } from '../../web/shopcast-client.js';
+import { backoffDelay, connect, restartDelay } from '../../web/shopcast-client.js';
 import { assertCoalescedBurst, publishBurst } from './burst.mjs';
 
 // ---------------------------------------------------------------- helpers --
@@ -109,7 +109,7 @@ describe('backoff', () => {
         assert.ok(mean > 3400 && mean < 4600, `mean ${mean} near 4000`);
     });
 
-    it('waits longer after each failed attempt and starts over after a hello', () => {
+    it('waits longer after each failed attempt, also across a hello on a short-lived connection', () => {
         mock.timers.enable({ apis: ['setTimeout'] });
         try {
             const Socket = fakeSocketClass();
@@ -128,9 +128,73 @@ describe('backoff', () => {
                 mock.timers.tick(1);
                 assert.equal(Socket.instances.length, count + 1, `an attempt after ${cap} ms`);
             }
-            // A hello proves the server is back: the next drop waits at most baseMs.
+            // A hello alone does not reset the backoff: a server that accepts and then drops
+            // every connection must not be retried at baseMs.
             Socket.last.accept('e1:0');
             Socket.last.drop();
+            const count = Socket.instances.length;
+            mock.timers.tick(999);
+            assert.equal(Socket.instances.length, count, 'still at the cap after a short-lived hello');
+            mock.timers.tick(1);
+            assert.equal(Socket.instances.length, count + 1);
+            client.close();
+        } finally {
+            mock.timers.reset();
+        }
+    });
+
+    it('spreads the first reconnect after a server restart (1001, 1012) over restartSpreadMs', () => {
+        assert.equal(restartDelay(10000, () => 0), 0);
+        assert.equal(restartDelay(10000, () => 0.9999999), 10000);
+        const delays = Array.from({ length: 2000 }, () => restartDelay(10000));
+        assert.ok(Math.min(...delays) < 500 && Math.max(...delays) > 9500, 'spans [0, 10000]');
+        for (const code of [1001, 1012]) {
+            mock.timers.enable({ apis: ['setTimeout'] });
+            try {
+                let clock = 0;
+                const Socket = fakeSocketClass();
+                const client = connect({
+                    url: 'ws://shop.test/ws',
+                    WebSocketImpl: Socket,
+                    restartSpreadMs: 8000,
+                    random: () => 0.75,
+                    now: () => clock,
+                });
+                Socket.last.accept('e1:0');
+                Socket.last.message({ type: 'product_added', shopId: 1, productId: 1, id: 'e1:1' });
+                clock += 60000; // a long, healthy connection
+                Socket.last.drop(code);
+                const count = Socket.instances.length;
+                mock.timers.tick(5999);
+                assert.equal(Socket.instances.length, count, `code ${code}: not before 0.75 × 8000 ms`);
+                mock.timers.tick(1);
+                assert.equal(Socket.instances.length, count + 1, `code ${code}: reconnects at 6000 ms`);
+                // The cursor survives: the new connection resumes from the last event.
+                Socket.last.accept('e1:1');
+                assert.deepEqual(Socket.last.sent.at(-1), { action: 'resume', since: 'e1:1' });
+                client.close();
+            } finally {
+                mock.timers.reset();
+            }
+        }
+    });
+
+    it('reconnects after an ordinary drop of a healthy connection within baseMs', () => {
+        mock.timers.enable({ apis: ['setTimeout'] });
+        try {
+            let clock = 0;
+            const Socket = fakeSocketClass();
+            const client = connect({
+                url: 'ws://shop.test/ws',
+                WebSocketImpl: Socket,
+                backoff: { baseMs: 100, maxMs: 10000 },
+                restartSpreadMs: 60000,
+                random: () => 0.9999999,
+                now: () => clock,
+            });
+            Socket.last.accept('e1:0');
+            clock += 60000;
+            Socket.last.drop(1006); // a network drop, not a restart: no spread
             const count = Socket.instances.length;
             mock.timers.tick(100);
             assert.equal(Socket.instances.length, count + 1);
@@ -594,14 +658,33 @@ describe('against the real stack', () => {
         assert.deepEqual(log.events.map((e) => e.id), [wanted.id]);
     });
 
-    it('after a daemon restart (new epoch) asks the page to refetch, then goes on live', async () => {
+    it('after a planned restart (SIGTERM) resumes what it missed, with no resync', async () => {
+        const { client, log } = open();
+        await waitFor(() => client.lastId, 'hello');
+        await publish({ type: 'order_status', orderId: 30, status: 'paid' });
+        await waitFor(() => log.events.length === 1, 'the first event');
+
+        await stack.stopDaemon('SIGTERM');
+        await waitFor(() => !client.connected, 'the close');
+        await stack.startDaemon();
+        // Published before the page is back (it waits up to restartSpreadMs): replayed on resume.
+        const missed = await publish({ type: 'order_status', orderId: 30, status: 'shipped' });
+        await waitFor(() => log.events.length === 2, 'the event published while it was away', 15000);
+        assert.equal(log.events[1].id, missed.id);
+        const live = await publish({ type: 'order_status', orderId: 30, status: 'delivered' });
+        await waitFor(() => log.events.length === 3, 'the next live event');
+        assert.equal(log.events[2].id, live.id);
+        assert.deepEqual(log.resyncs, []);
+    });
+
+    it('after a crash (SIGKILL, a new epoch) asks the page to refetch, then goes on live', async () => {
         const { client, log } = open();
         await waitFor(() => client.lastId, 'hello');
         await publish({ type: 'order_status', orderId: 31, status: 'paid' });
         await waitFor(() => log.events.length === 1, 'the first event');
         const oldId = client.lastId;
 
-        await stack.stopDaemon('SIGTERM');
+        await stack.stopDaemon('SIGKILL');
         await waitFor(() => !client.connected, 'the close');
         await stack.startDaemon();
         await waitFor(() => log.resyncs.length === 1, 'resync', 15000);
