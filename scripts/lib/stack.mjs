@@ -505,7 +505,9 @@ function writeSiteConfig(stack, { site, siteRewrite, cert, key, rateLimit, rateB
     const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
     return writeProductionSite({
         dir: stack.dir, runDir: stack.runDir, webRoot: stack.webRoot, cert, key,
-        httpPort: stack.httpPort, httpsPort: stack.httpsPort, siteRewrite, workerConnections,
+        httpPort: stack.httpPort, httpsPort: stack.httpsPort, siteRewrite,
+        // Debian's nginx.conf: the production site runs with what a newcomer's nginx has.
+        workerConnections: 768,
         userDirective: isRoot ? 'user                    root;' : '',
     });
 }
