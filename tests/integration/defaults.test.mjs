@@ -1,5 +1,6 @@
-// The stack as shipped: no setting overridden (README.md's settings table), for the behaviours
-// that depend on the defaults. The idle connection is opened first and checked last, so its
+// The stack as shipped: no setting overridden (README.md's settings table), behind the
+// production nginx site (nginx/shopcast.conf, on test ports), for the behaviours that depend on
+// the defaults. The idle connection is opened first and checked last, so its
 // 70 s run alongside the other tests instead of adding to the suite's time.
 //   - keepalive: an idle browser behind nginx (proxy_read_timeout 60 s) lives on through the
 //     daemon's 25 s pings and gets an event published after 70 s;
@@ -8,11 +9,14 @@
 //   - the 300 s idempotency TTL: a retry within it is deduplicated.
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startTestStack, stopTestStack, connectClient, closeAll, publishOk, nextId } from './helpers.mjs';
+import { startTestStack, stopTestStack, connectClient, closeAll, publishOk as publishOkVia, nextId } from './helpers.mjs';
 
 const IDLE_MS = 70_000; // beyond nginx's 60 s proxy_read_timeout
 // scripts/test sets SHOPCAST_LONG_TESTS=0 for its second (ASan) run: the 70 s wait runs once.
 const LONG = process.env.SHOPCAST_LONG_TESTS !== '0';
+
+// The production site takes publishes over https only.
+const publishOk = (stack, event, options = {}) => publishOkVia(stack, event, { base: stack.httpsUrl, ...options });
 const DEFAULT_QUEUE_BYTES = 1024 * 1024;
 
 describe('default-configured stack (no overrides)', () => {
@@ -22,9 +26,9 @@ describe('default-configured stack (no overrides)', () => {
   const clients = [];
 
   before(async () => {
-    stack = await startTestStack();
+    stack = await startTestStack({ site: 'production' });
     // As the guide's WebApp: it connects and never sends anything (no resume).
-    idle = await connectClient(stack.wsUrl, { origin: stack.origin, resume: false });
+    idle = await connectClient(stack.wssUrl, { origin: stack.httpsOrigin, resume: false });
     idleSince = Date.now();
   });
   after(async () => {
@@ -33,7 +37,7 @@ describe('default-configured stack (no overrides)', () => {
   });
 
   async function open() {
-    const client = await connectClient(stack.wsUrl, { origin: stack.origin });
+    const client = await connectClient(stack.wssUrl, { origin: stack.httpsOrigin });
     clients.push(client);
     return client;
   }
