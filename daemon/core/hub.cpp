@@ -161,6 +161,10 @@ bool Hub::wants_write(const Session& session) const {
 void Hub::release_hold(Session& session) {
     if (session.live) return;
     session.live = true;
+    // What piled up during the hold is owed by the daemon, not lagged by the client: as for a
+    // replay, only growth beyond it counts as falling behind.
+    session.lag_limit =
+        std::max(session.lag_limit, limits_.max_queue_bytes + session.pending_bytes);
     if (wants_write(session)) waker_.wake(session);
 }
 

@@ -16,6 +16,11 @@
 //   rateLimit, rateBurst  nginx's publish flood guard, default '10000r/s' and 10000
 //   stdio       'pipe' (default) captures output; 'inherit' also echoes it, line by line
 //   webRoot     what nginx serves at /; default web/
+//   site        'dev' (default): nginx/dev.conf.template, one server for http and https;
+//               'production': nginx/shopcast.conf as shipped, on the test's ports, certificate
+//               and paths (scripts/lib/production-site.mjs): https serves the API and /ws,
+//               http refuses publishing and redirects pages
+//   siteRewrite (text) => text, an operator's edit of the production site (e.g. its allow-list)
 // The Stack it resolves to has httpUrl, httpsUrl, wsUrl, wssUrl, origin, httpsOrigin, secret,
 // dir, runDir, httpPort, httpsPort, the PIDs daemonPid/fcgiPid/nginxPid, and:
 //   publish(body, {headers, method, secret, contentType, raw}) -> {status, headers, json, text}
@@ -38,6 +43,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+import { installNginxIncludes, writeProductionSite } from './production-site.mjs';
 
 const execFileAsync = promisify(execFile);
 
@@ -493,6 +499,20 @@ async function writeNginxConfig(stack, { cert, key, rateLimit, rateBurst, worker
         USER_DIRECTIVE: isRoot ? 'user                    root;  # the sockets are root:root 0660' : '',
     });
     await writeFile(path.join(stack.dir, 'nginx.conf'), text);
+    await installNginxIncludes(stack.dir);
+}
+
+function writeSiteConfig(stack, { site, siteRewrite, cert, key, rateLimit, rateBurst, workerConnections }) {
+    if (site === 'dev') return writeNginxConfig(stack, { cert, key, rateLimit, rateBurst, workerConnections });
+    if (site !== 'production') throw new Error(`site must be 'dev' or 'production', got ${JSON.stringify(site)}`);
+    const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
+    return writeProductionSite({
+        dir: stack.dir, runDir: stack.runDir, webRoot: stack.webRoot, cert, key,
+        httpPort: stack.httpPort, httpsPort: stack.httpsPort, siteRewrite,
+        // Debian's nginx.conf: the production site runs with what a newcomer's nginx has.
+        workerConnections: 768,
+        userDirective: isRoot ? 'user                    root;' : '',
+    });
 }
 
 function isAddressInUse(child) {
@@ -516,6 +536,8 @@ export async function startStack({
     workerConnections = 16384,
     stdio = 'pipe',
     webRoot = path.join(repoRoot, 'web'),
+    site = 'dev',
+    siteRewrite,
 } = {}) {
     for (const bin of ['shopcastd', 'shopcast-fcgi']) {
         if (!existsSync(path.join(binDir, bin))) {
@@ -544,7 +566,7 @@ export async function startStack({
             while (stack.httpsPort === stack.httpPort) stack.httpsPort = await freePort();
             stack.httpUrl = `http://127.0.0.1:${stack.httpPort}`;
             stack.httpsUrl = `https://127.0.0.1:${stack.httpsPort}`;
-            await writeNginxConfig(stack, { cert, key, rateLimit, rateBurst, workerConnections });
+            await writeSiteConfig(stack, { site, siteRewrite, cert, key, rateLimit, rateBurst, workerConnections });
             try {
                 await stack.startNginx();
                 break;

@@ -14,7 +14,6 @@ import {
   connectClient,
   closeAll,
   publishOk,
-  parseCursor,
   rawUpgrade,
   readRssBytes,
   childPids,
@@ -36,23 +35,34 @@ after(async () => {
   await closeAll(clients);
 });
 
-describe('stack with SHOPCAST_MAX_QUEUE=65536', () => {
+describe('stack with SHOPCAST_MAX_QUEUE=65536, SHOPCAST_HISTORY=64', () => {
   let stack;
   before(async () => {
-    stack = await startTestStack({ daemonEnv: { SHOPCAST_MAX_QUEUE: '65536' } });
+    stack = await startTestStack({
+      daemonEnv: {
+        // A 64 KiB queue fills with a few events, so the limit shows within a short flood (the
+        // 1 MiB default is tested as shipped in defaults.test.mjs).
+        SHOPCAST_MAX_QUEUE: '65536',
+        // The default history (10,000 events, 64 MiB) would keep the whole flood: the RSS
+        // bound below would then measure the history, not the queues.
+        SHOPCAST_HISTORY: '64',
+      },
+    });
   });
   after(async () => {
     await closeAll(clients);
     await stopTestStack(stack);
   });
 
-  test('readers that never read are closed; a normal reader gets every event; RSS stays bounded', async (t) => {
-    // Events of ~8 KiB are published until the daemon reports that only the normal reader is
-    // left. Loopback TCP and nginx buffer a few MiB before the daemon's 64 KiB queue fills, so
-    // the flood goes on for as long as that takes, up to 32 MiB.
-    const MAX_EVENTS = 4096;
+  test('readers that never read are closed with 1013; a normal reader gets every event; RSS stays below half the flood', async (t) => {
+    // 16 MiB of ~8 KiB events, published in batches of 8 while two readers never read. Loopback
+    // TCP and nginx hold a few MiB per reader; an unbounded queue would hold the rest of the
+    // flood for each of them, well above RSS_BOUND. The bounded one holds 64 KiB.
+    const EVENTS = 2048;
     const PAD = 8 * 1024;
-    const RSS_BOUND = 64 * 1024 * 1024;
+    const FLOOD_BYTES = EVENTS * PAD;
+    const RSS_BOUND = 7 * 1024 * 1024;
+    assert.ok(RSS_BOUND < FLOOD_BYTES / 2);
     const fast = await open(stack);
     const slow = await open(stack);
     slow.ws._socket.pause(); // stops reading: the kernel buffers fill, then the daemon's queue
@@ -72,42 +82,52 @@ describe('stack with SHOPCAST_MAX_QUEUE=65536', () => {
     const sampler = setInterval(() => {
       peak = Math.max(peak, readRssBytes(pid));
     }, 20);
-    const replies = [];
+    const batches = [];
     try {
-      let dropped = false;
-      for (let n = 0; n < MAX_EVENTS && !dropped; n += 8) {
+      const started = Date.now();
+      for (let n = 0; n < EVENTS; n += 8) {
+        // Paced within nginx's publish limit (200 r/s after a burst of 1,000), which a 429
+        // would otherwise end the flood with.
+        const allowed = 900 + 180 * ((Date.now() - started) / 1000);
+        if (n + 8 > allowed) await sleep(((n + 8 - allowed) / 180) * 1000);
         const batch = [];
         for (let k = n; k < n + 8; k++) {
           batch.push(publishOk(stack, { type: 'product_updated', shopId: 1, productId: k + 1, k, pad: 'x'.repeat(PAD) }));
         }
-        const done = await Promise.all(batch);
-        replies.push(...done);
-        dropped = done.some((r) => r.recipients === 1);
+        batches.push(await Promise.all(batch));
       }
-      assert.ok(dropped, `both stalled readers still counted after ${replies.length} events of 8 KiB`);
-      const EVENTS = replies.length;
-      const got = await fast.waitForCount((m) => typeof m.k === 'number', EVENTS, { timeout: 30000 });
-      const inOrder = [...replies].sort((a, b) => (parseCursor(a.id).seq < parseCursor(b.id).seq ? -1 : 1));
-      assert.deepEqual(got.map((m) => m.id), inOrder.map((r) => r.id), 'the normal reader got every event in order');
-      assert.ok(got.every((m) => m.pad.length === PAD));
     } finally {
       clearInterval(sampler);
     }
     peak = Math.max(peak, readRssBytes(pid));
-    assert.ok(peak - baseline < RSS_BOUND, `daemon RSS grew by ${((peak - baseline) / 1048576).toFixed(1)} MiB`);
+    assert.equal(batches[0][0].recipients, 3, 'all three readers counted at first');
+    assert.equal(batches.at(-1).at(-1).recipients, 1, 'both stalled readers dropped by the end of the flood');
 
-    // The daemon dropped both stalled readers: only the normal one is counted now.
-    const after1 = await publishOk(stack, { type: 'shop_updated', shopId: 1 });
-    assert.equal(after1.recipients, 1, 'stalled readers are no longer recipients');
+    // Every event, once; batch after batch (within a batch the publishes race, so their order
+    // is the daemon's).
+    const batchOf = new Map(batches.flatMap((replies, b) => replies.map((r) => [r.id, b])));
+    const got = await fast.waitForCount((m) => typeof m.k === 'number', EVENTS, { timeout: 60000 });
+    assert.equal(new Set(got.map((m) => m.id)).size, EVENTS, 'no duplicate');
+    assert.ok(got.every((m) => batchOf.has(m.id) && m.pad.length === PAD), 'only the published events, intact');
+    const order = got.map((m) => batchOf.get(m.id));
+    assert.ok(order.every((b, i) => i === 0 || b >= order[i - 1]), 'batches arrive in publish order');
 
-    // Once the stalled ws client reads again it sees the end: 1013, or the connection dropped.
+    const asan = fs.readFileSync(path.join(stack.binDir, 'shopcastd')).includes('__asan_init');
+    const grew = ((peak - baseline) / 1048576).toFixed(1);
+    if (asan) {
+      // ASan's quarantine keeps freed memory: RSS measures the flood's churn, not the queues.
+      t.diagnostic(`RSS +${grew} MiB (not checked under AddressSanitizer)`);
+    } else {
+      assert.ok(peak - baseline < RSS_BOUND, `daemon RSS grew by ${grew} MiB during a ${FLOOD_BYTES / 1048576} MiB flood`);
+    }
+
+    // The stalled ws client, reading again, gets the daemon's 1013 end to end.
     slow.ws._socket.resume();
-    const closed = await slow.waitClose(10000);
-    assert.ok([1013, 1006].includes(closed.code), `close code ${closed.code}`);
+    const closed = await slow.waitClose(15000);
+    assert.equal(closed.code, 1013, `close ${JSON.stringify(closed)}`);
     const slowGot = slow.events().filter((m) => typeof m.k === 'number');
-    assert.ok(slowGot.length < replies.length, `the stalled reader got ${slowGot.length} events before being closed`);
-    assert.ok(!slow.eventIds().includes(after1.id));
-    t.diagnostic(`RSS +${((peak - baseline) / 1048576).toFixed(1)} MiB; stalled ws client got ${slowGot.length}/${replies.length} events, close ${closed.code}`);
+    assert.ok(slowGot.length < EVENTS, `the stalled reader got ${slowGot.length} events before being closed`);
+    t.diagnostic(`RSS +${grew} MiB; stalled ws client got ${slowGot.length}/${EVENTS} events, close ${closed.code}`);
 
     // The raw client: reading what arrived shows the connection ended.
     raw.socket.on('data', () => {});
@@ -137,7 +157,8 @@ describe('stack with SHOPCAST_MAX_QUEUE=65536', () => {
     }
     t.diagnostic(`dropped after ${replies.length} events of 8 KiB`);
     assert.equal(replies.at(-1).recipients, 1, `still a recipient after ${replies.length} events of 8 KiB`);
-    assert.ok(replies.length > 4, `dropped after only ${replies.length} events`);
+    // Not before the queue itself was full: more than 64 KiB were sent to it.
+    assert.ok(replies.length * 8192 > 65536, `dropped after only ${replies.length} events`);
     const got = await fast.waitForCount((m) => typeof m.direct === 'number', replies.length, { timeout: 5000 });
     assert.deepEqual(got.map((m) => m.id), replies.map((r) => r.id));
     raw.socket.destroy();
@@ -275,6 +296,8 @@ describe('stack with SHOPCAST_MAX_QUEUE=65536', () => {
 describe('stack with SHOPCAST_PING_INTERVAL=2, SHOPCAST_HANGUP_TIMEOUT=4', () => {
   let stack;
   before(async () => {
+    // Override: a silent client's hangup shows within seconds instead of 40 s; the default
+    // keepalive through nginx is tested as shipped in defaults.test.mjs (70 s idle).
     stack = await startTestStack({ daemonEnv: { SHOPCAST_PING_INTERVAL: '2', SHOPCAST_HANGUP_TIMEOUT: '4' } });
   });
   after(async () => {
@@ -307,6 +330,7 @@ describe('stack with SHOPCAST_PING_INTERVAL=2, SHOPCAST_HANGUP_TIMEOUT=4', () =>
 describe('stack with SHOPCAST_MAX_CONNECTIONS=3', () => {
   let stack;
   before(async () => {
+    // Override: reaching the default 10,000 would take 10,000 sockets.
     stack = await startTestStack({ daemonEnv: { SHOPCAST_MAX_CONNECTIONS: '3' } });
   });
   after(async () => {

@@ -564,6 +564,8 @@ describe('against the real stack', () => {
         const client = connect({
             url: stack.wsUrl,
             WebSocketImpl: OriginWebSocket,
+            // Override: the default (500 ms doubling to 30 s) could make each reconnect here
+            // wait up to 30 s; it is checked in 'backoff' above and by the demo page in e2e.
             backoff: { baseMs: 100, maxMs: 1000 },
             ...callbacks,
             ...options,

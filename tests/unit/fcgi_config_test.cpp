@@ -1,0 +1,70 @@
+// shopcast-fcgi's settings as shipped: every default in README.md's settings table.
+#include "fcgi/fcgi_config.h"
+
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <string>
+#include <vector>
+
+#include "common/config.h"
+
+namespace shopcast::fcgi {
+namespace {
+
+const char* const kSecret = "0123456789abcdef0123456789abcdef";  // the shortest accepted
+
+class FcgiDefaultsTest : public testing::Test {
+  protected:
+    void SetUp() override { clear_env(); }
+    void TearDown() override { clear_env(); }
+
+    static void clear_env() {
+        for (const char* name :
+             {"SHOPCAST_FCGI_LISTEN", "SHOPCAST_FCGI_THREADS", "SHOPCAST_EVENTS_SOCKET",
+              "INTERNAL_SECRET", "INTERNAL_SECRET_FILE", "INTERNAL_SECRET_PREVIOUS",
+              "INTERNAL_SECRET_PREVIOUS_FILE", "SHOPCAST_REQUIRE_USER_FOR",
+              "SHOPCAST_ACK_TIMEOUT_MS"}) {
+            ::unsetenv(name);
+        }
+    }
+
+    static CommandLine parse(std::vector<std::string> args) {
+        args.insert(args.begin(), "shopcast-fcgi");
+        std::vector<char*> argv;
+        for (std::string& arg : args) argv.push_back(arg.data());
+        argv.push_back(nullptr);
+        return parse_command_line(static_cast<int>(args.size()), argv.data());
+    }
+};
+
+// The values README.md's settings table documents; a changed default must change both.
+TEST_F(FcgiDefaultsTest, DefaultsAreTheDocumentedOnes) {
+    ::setenv("INTERNAL_SECRET", kSecret, 1);  // required: there is no default secret
+    const FcgiConfig config = parse({}).config;
+    EXPECT_EQ(config.listen_path, std::nullopt);  // inherited from systemd's socket
+    EXPECT_EQ(config.threads, 4u);
+    EXPECT_EQ(config.events_socket, "/run/shopcast/events.sock");
+    EXPECT_EQ(config.ack_timeout, std::chrono::milliseconds(1000));
+    EXPECT_TRUE(config.policy.require_user_for.empty());
+    EXPECT_EQ(config.secret, kSecret);
+    EXPECT_EQ(config.previous_secret, "");
+}
+
+TEST_F(FcgiDefaultsTest, NoSecretIsNoStart) {
+    EXPECT_THROW(parse({}), ConfigError);
+}
+
+// --help names the defaults the code uses.
+TEST_F(FcgiDefaultsTest, HelpShowsTheDefaultsInUse) {
+    const CommandLine help = parse({"--help"});
+    ASSERT_TRUE(help.help_requested);
+    for (const char* expected : {"SHOPCAST_FCGI_THREADS", "[default: 4]", "SHOPCAST_ACK_TIMEOUT_MS",
+                                 "[default: 1000]", "[default: /run/shopcast/events.sock]"}) {
+        EXPECT_NE(help.usage.find(expected), std::string::npos) << expected << " missing from\n"
+                                                                << help.usage;
+    }
+}
+
+}  // namespace
+}  // namespace shopcast::fcgi
