@@ -1,0 +1,83 @@
+// Memory per idle connection: starts the dev stack with direct mode on, opens N idle clients
+// (several load processes, each from its own 127.0.0.x), and reports shopcastd's (and nginx's)
+// RSS growth per client. Every load stops by itself (DEADLINE_MS).
+//
+//   node tests/load/idle-memory.mjs --clients 10000 --via ws      # ws://  direct
+//   node tests/load/idle-memory.mjs --clients 10000 --via wss     # wss:// direct
+//   node tests/load/idle-memory.mjs --clients 10000 --via nginx   # ws:// through nginx
+import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { startStack } from '../../scripts/lib/stack.mjs';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const { values } = parseArgs({
+  options: {
+    clients: { type: 'string', default: '10000' },
+    via: { type: 'string', default: 'ws' },
+    'per-process': { type: 'string', default: '6500' },
+  },
+});
+const clients = Number(values.clients);
+const perProcess = Math.min(9000, Number(values['per-process']));
+
+function rssKb(pid) {
+  return Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))[1]);
+}
+function nginxRssKb(masterPid) {
+  const children = readFileSync(`/proc/${masterPid}/task/${masterPid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean);
+  return [masterPid, ...children.map(Number)].reduce((sum, pid) => sum + rssKb(pid), 0);
+}
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+// The limit above the count being measured, so that every client is admitted.
+const stack = await startStack({
+  directPort: 0,
+  directTlsPort: 0,
+  daemonEnv: { SHOPCAST_MAX_CONNECTIONS: String(clients + 100) },
+});
+const url = { ws: stack.directWsUrl, wss: stack.directWssUrl, nginx: stack.wsUrl }[values.via];
+if (!url) throw new Error(`--via must be ws, wss or nginx`);
+await sleep(1000);
+const before = { daemon: rssKb(stack.daemonPid), nginx: nginxRssKb(stack.nginxPid) };
+
+const loads = [];
+for (let i = 0, left = clients; left > 0; i++, left -= perProcess) {
+  const child = spawn(process.execPath, [path.join(here, 'idle-clients.mjs')], {
+    env: { ...process.env, URL: url, COUNT: String(Math.min(perProcess, left)), LOCAL_ADDRESS: `127.0.0.${i + 2}`, DEADLINE_MS: '420000' },
+    stdio: ['pipe', 'pipe', 'inherit'],
+  });
+  const lines = [];
+  child.stdout.on('data', (chunk) => lines.push(...chunk.toString().trim().split('\n')));
+  loads.push({ child, lines });
+}
+const started = Date.now();
+while (loads.some((load) => !load.lines.some((line) => line.includes('"ready"')))) {
+  if (Date.now() - started > 360_000) throw new Error('load processes did not finish opening in time');
+  await sleep(250);
+}
+await sleep(2000);
+const after = { daemon: rssKb(stack.daemonPid), nginx: nginxRssKb(stack.nginxPid) };
+const reports = loads.map((load) => JSON.parse(load.lines.find((line) => line.includes('"ready"'))));
+const opened = reports.reduce((sum, r) => sum + r.opened, 0);
+const reply = await stack.publish({ type: 'shop_updated', shopId: 1 });
+
+const result = {
+  via: values.via,
+  clients,
+  opened,
+  processes: loads.length,
+  openSeconds: Math.max(...reports.map((r) => r.ms)) / 1000,
+  refusedOrFailed: reports.map((r) => ({ refused: r.refused, failed: r.failed, closedEarly: r.closedEarly })),
+  publish: { status: reply.status, recipients: reply.json?.recipients },
+  daemonRssKb: { before: before.daemon, after: after.daemon },
+  daemonKbPerClient: +((after.daemon - before.daemon) / opened).toFixed(2),
+  nginxRssKb: { before: before.nginx, after: after.nginx },
+  nginxKbPerClient: +((after.nginx - before.nginx) / opened).toFixed(2),
+};
+for (const { child } of loads) child.stdin.end();
+await Promise.all(loads.map(({ child }) => new Promise((resolve) => child.once('exit', resolve))));
+await stack.stop();
+console.log(JSON.stringify(result, null, 2));
