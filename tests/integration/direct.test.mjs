@@ -4,8 +4,10 @@
 // events; X-Real-IP counts only from a trusted proxy; bad listener settings stop the start-up.
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
 import net from 'node:net';
+import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import {
@@ -203,8 +205,41 @@ describe('client address on a TCP listener (per-address limit 1, proxy 127.0.0.2
   });
 });
 
+const shopcastd = path.join(process.env.SHOPCAST_BIN_DIR ? path.resolve(process.env.SHOPCAST_BIN_DIR) : path.join(repoRoot, 'build', 'bin'), 'shopcastd');
+
+test('an IPv6 listener ([::1]:port) serves WebSockets on ::1 only', async (t) => {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'shopcast-v6-'));
+  const { freePort } = await import(path.join(repoRoot, 'scripts', 'lib', 'stack.mjs'));
+  const port = await freePort();
+  const daemon = spawn(shopcastd, [], {
+    env: { PATH: process.env.PATH, SHOPCAST_EVENTS_SOCKET: path.join(dir, 'events.sock'), SHOPCAST_WS_LISTEN: `[::1]:${port}` },
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  let log = '';
+  daemon.stderr.on('data', (chunk) => (log += chunk));
+  const exited = new Promise((resolve) => daemon.once('exit', (code, signal) => resolve({ code, signal })));
+  t.after(() => {
+    daemon.kill('SIGTERM');
+    rmSync(dir, { recursive: true, force: true });
+  });
+  for (let waited = 0; !/shopcastd ready/.test(log); waited += 50) {
+    assert.ok(waited < 10_000 && daemon.exitCode === null, `shopcastd did not start: ${log}`);
+    await sleep(50);
+  }
+  assert.match(log, new RegExp(`websockets on \\[::1\\]:${port}`));
+  const c = await connectClient(`ws://[::1]:${port}/ws`);
+  await closeAll([c]);
+  const v4 = await new Promise((resolve) => {
+    const socket = net.connect({ host: '127.0.0.1', port });
+    socket.once('connect', () => (socket.destroy(), resolve('connected')));
+    socket.once('error', (err) => resolve(err.code));
+  });
+  assert.equal(v4, 'ECONNREFUSED', 'an IPv6-only listener does not take IPv4');
+  daemon.kill('SIGTERM');
+  assert.deepEqual(await exited, { code: 0, signal: null });
+});
+
 describe('listener settings are checked at start-up', () => {
-  const shopcastd = path.join(process.env.SHOPCAST_BIN_DIR ? path.resolve(process.env.SHOPCAST_BIN_DIR) : path.join(repoRoot, 'build', 'bin'), 'shopcastd');
   const run = (env) =>
     promisify(execFile)(shopcastd, [], { env: { PATH: process.env.PATH, SHOPCAST_EVENTS_SOCKET: '/nonexistent/events.sock', ...env }, timeout: 5000 }).then(
       () => ({ code: 0, stderr: '' }),
