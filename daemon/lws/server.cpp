@@ -143,6 +143,9 @@ int run_daemon(const DaemonConfig& config) {
                                         std::to_string(fd_limit) + ") allows");
     }
     info.max_http_header_data = 8192;
+    // Declared before the context: lws may call back into a vhost's user data while it is torn
+    // down.
+    std::deque<WebSocketContext> listener_contexts;
     ContextPtr context(lws_create_context(&info));
     if (!context) throw ConfigError("cannot create the libwebsockets context");
 
@@ -153,7 +156,6 @@ int run_daemon(const DaemonConfig& config) {
     listener_settings.shared.allowed_origins = &config.allowed_origins;
     listener_settings.shared.trusted_proxies = &config.trusted_proxies;
     listener_settings.shared.live_hold_ms = config.live_hold_ms;
-    std::deque<WebSocketContext> listener_contexts;
     create_websocket_listeners(context.get(), config, listener_settings, listener_contexts);
     if (!create_ipc_vhost(context.get(), config, ipc_protocols.data(), ipc_listener)) {
         throw ConfigError("cannot listen for events on " + config.events_socket);

@@ -20,6 +20,7 @@ const statuses = {};
 let opened = 0;
 let failed = 0;
 let closedEarly = 0;
+const errors = {};
 
 function openOne() {
   return new Promise((resolve) => {
@@ -35,7 +36,8 @@ function openOne() {
       req.destroy();
       resolve();
     });
-    ws.on('error', () => {
+    ws.on('error', (err) => {
+      errors[err.code || err.message] = (errors[err.code || err.message] || 0) + 1;
       failed += 1;
       resolve();
     });
@@ -53,7 +55,7 @@ for (let done = 0; done < count; done += batch) {
   await Promise.all(Array.from({ length: Math.min(batch, count - done) }, openOne));
 }
 clearInterval(progress);
-console.log(JSON.stringify({ ready: true, opened, refused: statuses, failed, closedEarly, ms: Date.now() - started }));
+console.log(JSON.stringify({ ready: true, opened, refused: statuses, failed, errors, closedEarly, ms: Date.now() - started }));
 process.stdin.resume();
 process.stdin.on('end', () => {
   const stillOpen = sockets.filter((ws) => ws.readyState === WebSocket.OPEN).length;

@@ -6,7 +6,7 @@
 //   node tests/load/idle-memory.mjs --clients 10000 --via wss     # wss:// direct
 //   node tests/load/idle-memory.mjs --clients 10000 --via nginx   # ws:// through nginx
 import { spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -18,6 +18,7 @@ const { values } = parseArgs({
     clients: { type: 'string', default: '10000' },
     via: { type: 'string', default: 'ws' },
     'per-process': { type: 'string', default: '6500' },
+    'max-connections': { type: 'string' },
   },
 });
 const clients = Number(values.clients);
@@ -26,17 +27,23 @@ const perProcess = Math.min(9000, Number(values['per-process']));
 function rssKb(pid) {
   return Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))[1]);
 }
+function nginxWorkers(masterPid) {
+  return readFileSync(`/proc/${masterPid}/task/${masterPid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
+}
 function nginxRssKb(masterPid) {
-  const children = readFileSync(`/proc/${masterPid}/task/${masterPid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean);
-  return [masterPid, ...children.map(Number)].reduce((sum, pid) => sum + rssKb(pid), 0);
+  return [masterPid, ...nginxWorkers(masterPid)].reduce((sum, pid) => sum + rssKb(pid), 0);
+}
+// Open descriptors of each nginx worker: two per proxied browser.
+function nginxWorkerFds(masterPid) {
+  return nginxWorkers(masterPid).map((pid) => readdirSync(`/proc/${pid}/fd`).length);
 }
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
-// The limit above the count being measured, so that every client is admitted.
+// The limit above the count being measured, so that every client is admitted (or as given).
 const stack = await startStack({
   directPort: 0,
   directTlsPort: 0,
-  daemonEnv: { SHOPCAST_MAX_CONNECTIONS: String(clients + 100) },
+  daemonEnv: { SHOPCAST_MAX_CONNECTIONS: values['max-connections'] ?? String(clients + 100) },
 });
 const url = { ws: stack.directWsUrl, wss: stack.directWssUrl, nginx: stack.wsUrl }[values.via];
 if (!url) throw new Error(`--via must be ws, wss or nginx`);
@@ -63,6 +70,7 @@ const after = { daemon: rssKb(stack.daemonPid), nginx: nginxRssKb(stack.nginxPid
 const reports = loads.map((load) => JSON.parse(load.lines.find((line) => line.includes('"ready"'))));
 const opened = reports.reduce((sum, r) => sum + r.opened, 0);
 const reply = await stack.publish({ type: 'shop_updated', shopId: 1 });
+const fds = nginxWorkerFds(stack.nginxPid);
 
 const result = {
   via: values.via,
@@ -70,7 +78,8 @@ const result = {
   opened,
   processes: loads.length,
   openSeconds: Math.max(...reports.map((r) => r.ms)) / 1000,
-  refusedOrFailed: reports.map((r) => ({ refused: r.refused, failed: r.failed, closedEarly: r.closedEarly })),
+  refusedOrFailed: reports.map((r) => ({ refused: r.refused, failed: r.failed, errors: r.errors, closedEarly: r.closedEarly })),
+  nginxWorkerFds: fds,
   publish: { status: reply.status, recipients: reply.json?.recipients },
   daemonRssKb: { before: before.daemon, after: after.daemon },
   daemonKbPerClient: +((after.daemon - before.daemon) / opened).toFixed(2),
