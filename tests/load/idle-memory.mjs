@@ -5,6 +5,8 @@
 //   node tests/load/idle-memory.mjs --clients 10000 --via ws      # ws://  direct
 //   node tests/load/idle-memory.mjs --clients 10000 --via wss     # wss:// direct
 //   node tests/load/idle-memory.mjs --clients 10000 --via nginx   # ws:// through nginx
+// --hold-seconds S keeps the clients idle S seconds before measuring (keepalive included);
+// --max-connections and --ping-interval set the daemon's limits.
 import { spawn } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
@@ -19,6 +21,8 @@ const { values } = parseArgs({
     via: { type: 'string', default: 'ws' },
     'per-process': { type: 'string', default: '6500' },
     'max-connections': { type: 'string' },
+    'hold-seconds': { type: 'string', default: '2' },
+    'ping-interval': { type: 'string' }, // SHOPCAST_PING_INTERVAL; the hangup is twice it
   },
 });
 const clients = Number(values.clients);
@@ -26,6 +30,11 @@ const perProcess = Math.min(9000, Number(values['per-process']));
 
 function rssKb(pid) {
   return Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))[1]);
+}
+// CPU seconds (user + system) the process has used.
+function cpuSeconds(pid) {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / 100; // utime, stime in clock ticks (USER_HZ 100)
 }
 function nginxWorkers(masterPid) {
   return readFileSync(`/proc/${masterPid}/task/${masterPid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
@@ -43,7 +52,10 @@ const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 const stack = await startStack({
   directPort: 0,
   directTlsPort: 0,
-  daemonEnv: { SHOPCAST_MAX_CONNECTIONS: values['max-connections'] ?? String(clients + 100) },
+  daemonEnv: {
+    SHOPCAST_MAX_CONNECTIONS: values['max-connections'] ?? String(clients + 100),
+    ...(values['ping-interval'] ? { SHOPCAST_PING_INTERVAL: values['ping-interval'], SHOPCAST_HANGUP_TIMEOUT: String(2 * values['ping-interval']) } : {}),
+  },
 });
 const url = { ws: stack.directWsUrl, wss: stack.directWssUrl, nginx: stack.wsUrl }[values.via];
 if (!url) throw new Error(`--via must be ws, wss or nginx`);
@@ -53,7 +65,7 @@ const before = { daemon: rssKb(stack.daemonPid), nginx: nginxRssKb(stack.nginxPi
 const loads = [];
 for (let i = 0, left = clients; left > 0; i++, left -= perProcess) {
   const child = spawn(process.execPath, [path.join(here, 'idle-clients.mjs')], {
-    env: { ...process.env, URL: url, COUNT: String(Math.min(perProcess, left)), LOCAL_ADDRESS: `127.0.0.${i + 2}`, DEADLINE_MS: '420000' },
+    env: { ...process.env, URL: url, COUNT: String(Math.min(perProcess, left)), LOCAL_ADDRESS: `127.0.0.${i + 2}`, DEADLINE_MS: String(420_000 + Number(values['hold-seconds']) * 1000) },
     stdio: ['pipe', 'pipe', 'inherit'],
   });
   const lines = [];
@@ -65,7 +77,10 @@ while (loads.some((load) => !load.lines.some((line) => line.includes('"ready"'))
   if (Date.now() - started > 360_000) throw new Error('load processes did not finish opening in time');
   await sleep(250);
 }
-await sleep(2000);
+const holdStart = { at: Date.now(), cpu: cpuSeconds(stack.daemonPid) };
+await sleep(Number(values['hold-seconds']) * 1000);
+// Idle connections still cost the keepalive: a ping and its pong every SHOPCAST_PING_INTERVAL.
+const idleCpuShare = (cpuSeconds(stack.daemonPid) - holdStart.cpu) / ((Date.now() - holdStart.at) / 1000);
 const after = { daemon: rssKb(stack.daemonPid), nginx: nginxRssKb(stack.nginxPid) };
 const reports = loads.map((load) => JSON.parse(load.lines.find((line) => line.includes('"ready"'))));
 const opened = reports.reduce((sum, r) => sum + r.opened, 0);
@@ -82,9 +97,11 @@ const result = {
   nginxWorkerFds: fds,
   publish: { status: reply.status, recipients: reply.json?.recipients },
   daemonRssKb: { before: before.daemon, after: after.daemon },
+  daemonIdleCpuShare: +idleCpuShare.toFixed(3),
   daemonKbPerClient: +((after.daemon - before.daemon) / opened).toFixed(2),
   nginxRssKb: { before: before.nginx, after: after.nginx },
   nginxKbPerClient: +((after.nginx - before.nginx) / opened).toFixed(2),
+  daemonLog: stack.daemonLog().split('\n').filter((line) => line && !/Broadcast sent/.test(line)).slice(-10),
 };
 for (const { child } of loads) child.stdin.end();
 await Promise.all(loads.map(({ child }) => new Promise((resolve) => child.once('exit', resolve))));
