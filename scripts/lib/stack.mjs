@@ -14,6 +14,7 @@
 //   secret      the publish secret; default 48 random characters
 //   daemonEnv, fcgiEnv    extra environment of each service (null removes a variable)
 //   rateLimit, rateBurst  nginx's publish limit, default '200r/s' and 1000
+//   workerConnections, workerProcesses   nginx's slots per worker (16384) and workers (2)
 //   stdio       'pipe' (default) captures output; 'inherit' also echoes it, line by line
 //   webRoot     what nginx serves at /; default web/
 //   directPort, directTlsPort   direct mode: shopcastd itself also listens on 127.0.0.1 for ws://
@@ -485,7 +486,7 @@ export async function renderNginxConfig(values, templatePath = path.join(repoRoo
     return rendered;
 }
 
-async function writeNginxConfig(stack, { cert, key, rateLimit, rateBurst, workerConnections }) {
+async function writeNginxConfig(stack, { cert, key, rateLimit, rateBurst, workerConnections, workerProcesses }) {
     const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
     const text = await renderNginxConfig({
         PREFIX: stack.dir,
@@ -498,6 +499,7 @@ async function writeNginxConfig(stack, { cert, key, rateLimit, rateBurst, worker
         RATE: rateLimit,
         BURST: rateBurst,
         WORKER_CONNECTIONS: workerConnections,
+        WORKER_PROCESSES: workerProcesses,
         // One slot is one descriptor; stay within the 20,000 open-files hard limit.
         WORKER_NOFILE: Math.min(workerConnections + 64, 20000),
         // As root the workers would drop to nobody and lose access to the 0660 sockets.
@@ -560,6 +562,8 @@ export async function startStack({
     // SHOPCAST_MAX_CONNECTIONS (10,000), which refuses the excess with 503 while slots remain for
     // the publish API. Each worker stays under the 20,000 open-files cap.
     workerConnections = 16384,
+    // 10,000 proxied browsers need two workers under the 20,000 open-files cap per process.
+    workerProcesses = 2,
     stdio = 'pipe',
     webRoot = path.join(repoRoot, 'web'),
     directPort,
@@ -593,7 +597,7 @@ export async function startStack({
             while (stack.httpsPort === stack.httpPort) stack.httpsPort = await freePort();
             stack.httpUrl = `http://127.0.0.1:${stack.httpPort}`;
             stack.httpsUrl = `https://127.0.0.1:${stack.httpsPort}`;
-            await writeNginxConfig(stack, { cert, key, rateLimit, rateBurst, workerConnections });
+            await writeNginxConfig(stack, { cert, key, rateLimit, rateBurst, workerConnections, workerProcesses });
             try {
                 await stack.startNginx();
                 break;
