@@ -37,7 +37,12 @@ bool is_origin(const std::string& origin) {
 std::vector<SettingSpec> daemon_setting_specs() {
     return {
         {"ws-listen", "SHOPCAST_WS_LISTEN", "unix:/run/shopcast/ws.sock",
-         "WebSocket listener: unix:/path or IPv4:port"},
+         "comma-separated WebSocket listeners: unix:/path, host:port (ws://), tls:host:port "
+         "(wss://); IPv6 as [addr]:port"},
+        {"tls-cert-file", "SHOPCAST_TLS_CERT_FILE", "", "PEM certificate chain for tls: listeners"},
+        {"tls-key-file", "SHOPCAST_TLS_KEY_FILE", "", "PEM private key for tls: listeners"},
+        {"trusted-proxies", "SHOPCAST_TRUSTED_PROXIES", "",
+         "comma-separated addresses/CIDRs whose X-Real-IP a TCP listener believes"},
         {"events-socket", "SHOPCAST_EVENTS_SOCKET", "/run/shopcast/events.sock",
          "Unix socket shopcast-fcgi publishes to"},
         {"allowed-origins", "SHOPCAST_ALLOWED_ORIGINS", "",
@@ -45,8 +50,8 @@ std::vector<SettingSpec> daemon_setting_specs() {
         {"history", "SHOPCAST_HISTORY", "10000", "events kept for resume"},
         {"history-bytes", "SHOPCAST_HISTORY_BYTES", "67108864", "bytes kept for resume"},
         {"max-connections", "SHOPCAST_MAX_CONNECTIONS", "10000", "open WebSockets at most"},
-        {"max-connections-per-ip", "SHOPCAST_MAX_CONNECTIONS_PER_IP", "256",
-         "open WebSockets per client address at most"},
+        {"max-connections-per-ip", "SHOPCAST_MAX_CONNECTIONS_PER_IP", "0",
+         "open WebSockets per client address (IPv6: per /64) at most; 0 = no limit"},
         {"max-queue", "SHOPCAST_MAX_QUEUE", "1048576",
          "pending bytes per connection before it is closed (1013)"},
         {"max-shops", "SHOPCAST_MAX_SHOPS", "100", "shop subscriptions per connection"},
@@ -57,8 +62,9 @@ std::vector<SettingSpec> daemon_setting_specs() {
          "how long a new connection's live events wait for its resume"},
         {"idempotency-ttl", "SHOPCAST_IDEMPOTENCY_TTL", "300",
          "seconds an Idempotency-Key is remembered"},
-        {"state-directory", "SHOPCAST_STATE_DIRECTORY", "$STATE_DIRECTORY, else none",
-         "where history, epoch and Idempotency-Keys are kept across a restart"},
+        {"state-directory", "SHOPCAST_STATE_DIRECTORY", "",
+         "where history, epoch and Idempotency-Keys are kept across a restart (default: "
+         "systemd's $STATE_DIRECTORY; none: every start is a new epoch)"},
         {"bot-token", "BOT_TOKEN", "", "bot token for initData hash checks (or BOT_TOKEN_FILE)",
          true},
         {"bot-id", "SHOPCAST_BOT_ID", "", "bot id for initData signature checks"},
@@ -68,36 +74,93 @@ std::vector<SettingSpec> daemon_setting_specs() {
     };
 }
 
+std::string ListenAddress::describe() const {
+    if (kind == Kind::unix_socket) return "unix:" + unix_path;
+    const std::string address = ipv6 ? "[" + host + "]" : host;
+    return (kind == Kind::tls ? "tls:" : "") + address + ":" + std::to_string(port);
+}
+
 ListenAddress parse_listen_address(const std::string& text) {
     ListenAddress address;
     if (text.rfind("unix:", 0) == 0) {
         address.unix_path = text.substr(5);
         if (address.unix_path.empty() || address.unix_path[0] != '/') {
-            throw ConfigError("SHOPCAST_WS_LISTEN: unix: needs an absolute path");
+            throw ConfigError("SHOPCAST_WS_LISTEN: unix: needs an absolute path, got \"" + text +
+                              "\"");
         }
         return address;
     }
-    auto colon = text.rfind(':');
-    in_addr parsed{};
-    if (colon == std::string::npos ||
-        inet_pton(AF_INET, text.substr(0, colon).c_str(), &parsed) != 1) {
-        throw ConfigError("SHOPCAST_WS_LISTEN must be unix:/path or IPv4:port, got \"" + text +
-                          "\"");
+    std::string_view rest(text);
+    address.kind = ListenAddress::Kind::tcp;
+    if (rest.rfind("tls:", 0) == 0) {
+        address.kind = ListenAddress::Kind::tls;
+        rest.remove_prefix(4);
     }
-    address.host = text.substr(0, colon);
-    const std::string port = text.substr(colon + 1);
+    const auto colon = rest.rfind(':');
+    const std::string bad = "SHOPCAST_WS_LISTEN: \"" + text +
+                            "\" is not unix:/path, host:port or tls:host:port (IPv4 host, or "
+                            "[IPv6]:port)";
+    if (colon == std::string_view::npos) throw ConfigError(bad);
+    std::string_view host = rest.substr(0, colon);
+    if (host.size() > 2 && host.front() == '[' && host.back() == ']') {
+        host = host.substr(1, host.size() - 2);
+        in6_addr parsed{};
+        if (inet_pton(AF_INET6, std::string(host).c_str(), &parsed) != 1) throw ConfigError(bad);
+        address.ipv6 = true;
+    } else {
+        in_addr parsed{};
+        if (inet_pton(AF_INET, std::string(host).c_str(), &parsed) != 1) throw ConfigError(bad);
+    }
+    address.host = std::string(host);
+    const std::string_view port = rest.substr(colon + 1);
     auto [end, ec] = std::from_chars(port.data(), port.data() + port.size(), address.port);
-    if (ec != std::errc() || end != port.data() + port.size() || address.port < 1 ||
+    if (port.empty() || ec != std::errc() || end != port.data() + port.size() || address.port < 1 ||
         address.port > 65535) {
-        throw ConfigError("SHOPCAST_WS_LISTEN: port must be 1-65535, got \"" + port + "\"");
+        throw ConfigError("SHOPCAST_WS_LISTEN: port must be 1-65535, got \"" + text + "\"");
     }
     return address;
 }
 
+std::vector<ListenAddress> parse_listen_list(const std::string& text) {
+    std::vector<ListenAddress> listeners;
+    for (const std::string& entry : split_list(text)) {
+        ListenAddress address = parse_listen_address(entry);
+        for (const ListenAddress& earlier : listeners) {
+            const bool same = address.kind == ListenAddress::Kind::unix_socket
+                                  ? address.unix_path == earlier.unix_path
+                                  : address.port == earlier.port && address.host == earlier.host;
+            if (same) {
+                throw ConfigError("SHOPCAST_WS_LISTEN: " + address.describe() + " is listed twice");
+            }
+        }
+        listeners.push_back(std::move(address));
+    }
+    if (listeners.empty()) throw ConfigError("SHOPCAST_WS_LISTEN must name at least one listener");
+    return listeners;
+}
+
 DaemonConfig load_daemon_config(const Settings& settings) {
     DaemonConfig config;
-    config.ws_listen =
-        parse_listen_address(settings.text("ws-listen", "unix:/run/shopcast/ws.sock"));
+    config.ws_listeners =
+        parse_listen_list(settings.text("ws-listen", "unix:/run/shopcast/ws.sock"));
+    config.tls_cert_file = settings.text("tls-cert-file", "");
+    config.tls_key_file = settings.text("tls-key-file", "");
+    const bool wants_tls = std::any_of(
+        config.ws_listeners.begin(), config.ws_listeners.end(),
+        [](const ListenAddress& address) { return address.kind == ListenAddress::Kind::tls; });
+    const bool has_files = !config.tls_cert_file.empty() || !config.tls_key_file.empty();
+    if (wants_tls && (config.tls_cert_file.empty() || config.tls_key_file.empty())) {
+        throw ConfigError(
+            "SHOPCAST_WS_LISTEN has a tls: listener: set both SHOPCAST_TLS_CERT_FILE and "
+            "SHOPCAST_TLS_KEY_FILE");
+    }
+    if (has_files && !wants_tls) {
+        throw ConfigError(
+            "SHOPCAST_TLS_CERT_FILE/SHOPCAST_TLS_KEY_FILE are set but SHOPCAST_WS_LISTEN has no "
+            "tls: listener to use them");
+    }
+    config.trusted_proxies =
+        parse_address_ranges(settings.text("trusted-proxies", ""), "SHOPCAST_TRUSTED_PROXIES");
     config.events_socket = settings.text("events-socket", "/run/shopcast/events.sock");
     if (config.events_socket.empty() || config.events_socket[0] != '/') {
         throw ConfigError("SHOPCAST_EVENTS_SOCKET must be an absolute path");
@@ -113,7 +176,7 @@ DaemonConfig load_daemon_config(const Settings& settings) {
     config.history_bytes = settings.number("history-bytes", 64u << 20, 4096, 1ull << 36);
     config.limits.max_connections = settings.number("max-connections", 10000, 1, 1'000'000);
     config.limits.max_connections_per_ip =
-        settings.number("max-connections-per-ip", 256, 1, 1'000'000);
+        settings.number("max-connections-per-ip", 0, 0, 1'000'000);
     config.limits.max_queue_bytes = settings.number("max-queue", 1u << 20, 4096, 1ull << 32);
     config.limits.max_shops = settings.number("max-shops", 100, 1, 100000);
     config.ping_interval_seconds = static_cast<int>(settings.number("ping-interval", 25, 1, 3600));

@@ -6,20 +6,30 @@
 #include <vector>
 
 #include "common/config.h"
+#include "daemon/core/client_address.h"
 #include "daemon/core/hub.h"
 #include "daemon/core/telegram_auth.h"
 
 namespace shopcast {
 
-// Where the WebSocket listener binds: a Unix socket path, or an IPv4 address and port.
+// One WebSocket listener: `unix:/path` (behind nginx), `host:port` (ws://) or
+// `tls:host:port` (wss://). host is an IPv4 literal or a bracketed IPv6 one (`[::1]:8443`).
 struct ListenAddress {
-    std::string unix_path;  // set for `unix:/path`
-    std::string host;       // set for `host:port`
+    enum class Kind { unix_socket, tcp, tls };
+    Kind kind = Kind::unix_socket;
+    std::string unix_path;  // unix_socket only
+    std::string host;       // tcp and tls: the address, without brackets
+    bool ipv6 = false;
     int port = 0;
+
+    std::string describe() const;  // as written in SHOPCAST_WS_LISTEN
 };
 
 struct DaemonConfig {
-    ListenAddress ws_listen;
+    std::vector<ListenAddress> ws_listeners;
+    std::string tls_cert_file;  // required by, and only with, a tls: listener
+    std::string tls_key_file;
+    std::vector<AddressRange> trusted_proxies;  // TCP peers whose X-Real-IP is believed
     std::string events_socket;
     std::vector<std::string> allowed_origins;
     std::size_t history_events = 10000;
@@ -37,5 +47,7 @@ std::vector<SettingSpec> daemon_setting_specs();
 // Throws ConfigError naming the setting at fault.
 DaemonConfig load_daemon_config(const Settings& settings);
 ListenAddress parse_listen_address(const std::string& text);
+// A comma-separated list of listeners; at least one, none repeated.
+std::vector<ListenAddress> parse_listen_list(const std::string& text);
 
 }  // namespace shopcast

@@ -38,15 +38,11 @@ Hub::Hub(HubLimits limits, History history, IdempotencyCache idempotency,
       idempotency_(std::move(idempotency)),
       authenticator_(authenticator),
       waker_(waker),
-      clock_(std::move(clock)) {}
+      clock_(std::move(clock)),
+      admission_(limits.max_connections, limits.max_connections_per_ip) {}
 
 Admission Hub::admit(std::string_view client_ip) const {
-    if (sessions_.size() >= limits_.max_connections) return Admission::server_full;
-    auto it = sessions_per_ip_.find(std::string(client_ip));
-    if (it != sessions_per_ip_.end() && it->second >= limits_.max_connections_per_ip) {
-        return Admission::address_full;
-    }
-    return Admission::accepted;
+    return admission_.admit(client_ip);
 }
 
 Session& Hub::open_session(std::string client_ip, void* transport) {
@@ -58,7 +54,7 @@ Session& Hub::open_session(std::string client_ip, void* transport) {
     session->action_tokens = limits_.action_burst;
     session->action_tokens_at_ms = clock_();
     session->registry_index = sessions_.size();
-    ++sessions_per_ip_[session->client_ip];
+    admission_.opened(session->client_ip);
     Session& opened = *session;
     sessions_.push_back(std::move(session));
     send_control(opened, control::hello(history_.cursor_for(history_.last_seq())));
@@ -66,8 +62,7 @@ Session& Hub::open_session(std::string client_ip, void* transport) {
 }
 
 void Hub::close_session(Session& session) {
-    auto per_ip = sessions_per_ip_.find(session.client_ip);
-    if (per_ip != sessions_per_ip_.end() && --per_ip->second == 0) sessions_per_ip_.erase(per_ip);
+    admission_.closed(session.client_ip);
     // Swap-remove keeps the registry dense for the fan-out loop.
     const std::size_t index = session.registry_index;
     if (index != sessions_.size() - 1) {

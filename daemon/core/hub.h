@@ -8,6 +8,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "daemon/core/admission.h"
 #include "daemon/core/event_sink.h"
 #include "daemon/core/history.h"
 #include "daemon/core/idempotency.h"
@@ -18,7 +19,7 @@ namespace shopcast {
 
 struct HubLimits {
     std::size_t max_connections = 10000;
-    std::size_t max_connections_per_ip = 256;
+    std::size_t max_connections_per_ip = 0;  // 0: no per-address limit (see AdmissionControl)
     std::uint64_t max_queue_bytes = 1024 * 1024;
     std::size_t max_shops = 100;
     std::size_t max_control_messages = 64;
@@ -34,8 +35,6 @@ class SessionWaker {
     virtual ~SessionWaker() = default;
     virtual void wake(Session& session) = 0;
 };
-
-enum class Admission { accepted, server_full, address_full };
 
 // One per daemon, used only on the service thread. Owns every Session and the History.
 class Hub final : public EventSink {
@@ -89,7 +88,7 @@ class Hub final : public EventSink {
     SessionWaker& waker_;
     Clock clock_;
     std::vector<std::unique_ptr<Session>> sessions_;
-    std::unordered_map<std::string, std::size_t> sessions_per_ip_;
+    AdmissionControl admission_;
 };
 
 }  // namespace shopcast

@@ -19,6 +19,7 @@
 #include "daemon/core/service_loop.h"
 #include "daemon/lws/ipc_listener.h"
 #include "daemon/lws/restart_state.h"
+#include "daemon/lws/listeners.h"
 #include "daemon/lws/sd_notify.h"
 #include "daemon/lws/ws_protocol.h"
 
@@ -99,33 +100,6 @@ std::int64_t now_ms() {
     return duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count();
 }
 
-lws_vhost* create_websocket_vhost(lws_context* context, const DaemonConfig& config,
-                                  const lws_protocols* protocols, WebSocketContext& user,
-                                  const lws_retry_bo_t& keepalive) {
-    // Browsers send no subprotocol: the per-vhost option "default" binds them to ours.
-    static const lws_protocol_vhost_options default_option{nullptr, nullptr, "default", "1"};
-    static const lws_protocol_vhost_options protocol_options{nullptr, &default_option, "shopcast",
-                                                             ""};
-    lws_context_creation_info info{};
-    info.vhost_name = "websocket";
-    info.protocols = protocols;
-    info.pvo = &protocol_options;
-    info.user = &user;
-    info.retry_and_idle_policy = &keepalive;
-    info.options = LWS_SERVER_OPTION_FAIL_UPON_UNABLE_TO_BIND;
-    if (!config.ws_listen.unix_path.empty()) {
-        info.options |= LWS_SERVER_OPTION_UNIX_SOCK;
-        info.iface = config.ws_listen.unix_path.c_str();
-        info.port = 0;
-    } else {
-        // Without DISABLE_IPV6 lws binds every interface, whatever iface says.
-        info.options |= LWS_SERVER_OPTION_DISABLE_IPV6;
-        info.iface = config.ws_listen.host.c_str();
-        info.port = config.ws_listen.port;
-    }
-    return lws_create_vhost(context, &info);
-}
-
 lws_vhost* create_ipc_vhost(lws_context* context, const DaemonConfig& config,
                             const lws_protocols* protocols, IpcListener& user) {
     lws_context_creation_info info{};
@@ -140,11 +114,6 @@ lws_vhost* create_ipc_vhost(lws_context* context, const DaemonConfig& config,
     info.listen_accept_role = "raw-skt";
     info.listen_accept_protocol = kIpcProtocolName;
     return lws_create_vhost(context, &info);
-}
-
-std::string describe_listener(const ListenAddress& address) {
-    if (!address.unix_path.empty()) return "unix:" + address.unix_path;
-    return address.host + ":" + std::to_string(address.port);
 }
 
 }  // namespace
@@ -164,8 +133,6 @@ int run_daemon(const DaemonConfig& config) {
     RestoredEngine restored = restore_engine(config, now_ms() / 1000);
     Hub hub(config.limits, std::move(restored.history), std::move(restored.idempotency),
             authenticator, waker, now_ms);
-    WebSocketContext websocket_context{&hub, config.allowed_origins,
-                                       !config.ws_listen.unix_path.empty(), config.live_hold_ms};
     IpcListener ipc_listener(hub);
 
     const std::array<lws_protocols, 2> websocket_protocols{websocket_protocol(), lws_protocols{}};
@@ -176,6 +143,7 @@ int run_daemon(const DaemonConfig& config) {
 
     lws_context_creation_info info{};
     info.options = LWS_SERVER_OPTION_EXPLICIT_VHOSTS;
+    if (needs_tls(config)) info.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
     // fd_limit_per_thread stays 0 (the process limit): below it, lws 4.1 finds a connection by
     // linear search instead of indexing by fd, which BENCHMARKS.md measured at 3x the CPU per
     // delivery with 5,000 clients. The Hub enforces SHOPCAST_MAX_CONNECTIONS itself.
@@ -185,27 +153,34 @@ int run_daemon(const DaemonConfig& config) {
                                         std::to_string(fd_limit) + ") allows");
     }
     info.max_http_header_data = 8192;
+    // Declared before the context: lws may call back into a vhost's user data while it is torn
+    // down.
+    std::deque<WebSocketContext> listener_contexts;
     ContextPtr context(lws_create_context(&info));
     if (!context) throw ConfigError("cannot create the libwebsockets context");
 
-    if (!create_websocket_vhost(context.get(), config, websocket_protocols.data(),
-                                websocket_context, keepalive)) {
-        throw ConfigError("cannot listen for WebSockets on " + describe_listener(config.ws_listen));
-    }
+    ListenerSettings listener_settings;
+    listener_settings.protocols = websocket_protocols.data();
+    listener_settings.keepalive = &keepalive;
+    listener_settings.shared.hub = &hub;
+    listener_settings.shared.allowed_origins = &config.allowed_origins;
+    listener_settings.shared.trusted_proxies = &config.trusted_proxies;
+    listener_settings.shared.live_hold_ms = config.live_hold_ms;
+    create_websocket_listeners(context.get(), config, listener_settings, listener_contexts);
     if (!create_ipc_vhost(context.get(), config, ipc_protocols.data(), ipc_listener)) {
         throw ConfigError("cannot listen for events on " + config.events_socket);
     }
 
     // Read-write for the owner and the group shared with nginx and shopcast-fcgi, nothing else.
-    if (!config.ws_listen.unix_path.empty()) ::chmod(config.ws_listen.unix_path.c_str(), 0660);
+    restrict_unix_listeners(config);
     ::chmod(config.events_socket.c_str(), 0660);
 
     WatchdogTimer watchdog{{}, context.get(), watchdog_ping_interval_usec()};
     if (watchdog.interval > 0) ping_watchdog(&watchdog.timer);
     notify_systemd("READY=1");
-    log_line(LogLevel::info, "shopcastd ready: websockets on " +
-                                 describe_listener(config.ws_listen) + ", events on " +
-                                 config.events_socket + ", epoch " + hub.history().epoch());
+    log_line(LogLevel::info, "shopcastd ready: websockets on " + describe_listeners(config) +
+                                 ", events on " + config.events_socket + ", epoch " +
+                                 hub.history().epoch());
 
     context_to_wake.store(context.get());
     const ServiceOutcome outcome =
@@ -233,7 +208,7 @@ int run_daemon(const DaemonConfig& config) {
     if (watchdog.interval > 0) lws_sul_cancel(&watchdog.timer);
     context_to_wake.store(nullptr);
     context.reset();
-    if (!config.ws_listen.unix_path.empty()) ::unlink(config.ws_listen.unix_path.c_str());
+    remove_unix_listeners(config);
     ::unlink(config.events_socket.c_str());
     log_line(LogLevel::info, "stopped");
     return 0;

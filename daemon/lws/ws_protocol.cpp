@@ -32,19 +32,16 @@ std::string header(lws* wsi, lws_token_indexes token) {
 }
 
 std::string client_address(lws* wsi, const WebSocketContext& context) {
-    if (context.trust_real_ip_header) {
-        std::string forwarded = header(wsi, WSI_TOKEN_HTTP_X_REAL_IP);
-        return forwarded.empty() ? "local" : forwarded;
-    }
     std::array<char, 64> peer{};
-    lws_get_peer_simple(wsi, peer.data(), peer.size());
-    return peer.data();
+    if (!context.unix_listener) lws_get_peer_simple(wsi, peer.data(), peer.size());
+    return resolve_client_address(context.unix_listener, peer.data(),
+                                  header(wsi, WSI_TOKEN_HTTP_X_REAL_IP), *context.trusted_proxies);
 }
 
 bool origin_allowed(lws* wsi, const WebSocketContext& context) {
     if (lws_hdr_total_length(wsi, WSI_TOKEN_ORIGIN) <= 0) return true;  // not a browser
     const std::string origin = header(wsi, WSI_TOKEN_ORIGIN);
-    const auto& allowed = context.allowed_origins;
+    const auto& allowed = *context.allowed_origins;
     return std::find(allowed.begin(), allowed.end(), origin) != allowed.end();
 }
 

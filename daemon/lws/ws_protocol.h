@@ -6,16 +6,19 @@
 #include <string>
 #include <vector>
 
+#include "daemon/core/client_address.h"
 #include "daemon/core/hub.h"
 
 namespace shopcast {
 
-// One per daemon; the WebSocket vhost's user pointer.
+// One per listener; the WebSocket vhost's user pointer.
 struct WebSocketContext {
     Hub* hub = nullptr;
-    std::vector<std::string> allowed_origins;
-    bool trust_real_ip_header = false;  // only nginx can reach a Unix-socket listener
+    const std::vector<std::string>* allowed_origins = nullptr;
+    const std::vector<AddressRange>* trusted_proxies = nullptr;
+    bool unix_listener = false;  // only nginx can reach it: X-Real-IP is the client
     std::int64_t live_hold_ms = 1000;
+    std::string listener_name;  // the vhost's name: lws keeps the pointer, not a copy
 };
 
 // Asks lws for a write opportunity on the session's connection.

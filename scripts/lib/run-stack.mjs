@@ -1,6 +1,8 @@
 // The development stack in the foreground (scripts/run builds first, then runs this).
 //
 // Ports: SHOPCAST_HTTP_PORT (8080) and SHOPCAST_HTTPS_PORT (8443), on 127.0.0.1 only.
+// Direct mode (shopcastd serving browsers itself, no nginx hop): SHOPCAST_DIRECT_PORT gives
+// ws://127.0.0.1:PORT/ws, SHOPCAST_DIRECT_TLS_PORT wss://127.0.0.1:PORT/ws with the dev certificate.
 // State: .dev/ in the repository (rendered nginx.conf, TLS certificate, sockets, access log).
 // Secret: INTERNAL_SECRET if set, else .dev/internal_secret (made once, mode 0600).
 // BOT_TOKEN, SHOPCAST_BOT_ID and any other SHOPCAST_* setting pass through to the services.
@@ -23,6 +25,10 @@ const LAUNCHER_SETTINGS = new Set([
     'SHOPCAST_EVENTS_SOCKET',
     'SHOPCAST_WS_LISTEN',
     'SHOPCAST_FCGI_LISTEN',
+    'SHOPCAST_DIRECT_PORT',
+    'SHOPCAST_DIRECT_TLS_PORT',
+    'SHOPCAST_TLS_CERT_FILE',
+    'SHOPCAST_TLS_KEY_FILE',
 ]);
 
 function port(name, fallback) {
@@ -66,6 +72,8 @@ function describeExit({ code, signal }) {
 async function main() {
     const httpPort = port('SHOPCAST_HTTP_PORT', 8080);
     const httpsPort = port('SHOPCAST_HTTPS_PORT', 8443);
+    const directPort = port('SHOPCAST_DIRECT_PORT', undefined);
+    const directTlsPort = port('SHOPCAST_DIRECT_TLS_PORT', undefined);
     const { secret, header } = await loadSecret();
     const settings = passedThrough();
 
@@ -76,6 +84,8 @@ async function main() {
             dir: devDir,
             httpPort,
             httpsPort,
+            directPort,
+            directTlsPort,
             secret,
             daemonEnv: settings,
             fcgiEnv: settings,
@@ -115,6 +125,8 @@ async function main() {
             `  -d '${seed}'`,
             '',
             `Demo page: ${stack.httpUrl}/  WebSocket: ${stack.wsUrl}`,
+            ...(stack.directWsUrl ? [`Direct mode (no nginx hop): ${stack.directWsUrl}`] : []),
+            ...(stack.directWssUrl ? [`Direct mode over TLS (self-signed certificate): ${stack.directWssUrl}`] : []),
             `nginx access log: ${path.join(devDir, 'access.log')}; service output follows here.`,
             `Shopcast is ready: ${stack.httpUrl} and ${stack.httpsUrl} (self-signed certificate). Ctrl-C stops it.`,
             '',

@@ -14,6 +14,7 @@
 //   secret      the publish secret; default 48 random characters
 //   daemonEnv, fcgiEnv    extra environment of each service (null removes a variable)
 //   rateLimit, rateBurst  nginx's publish flood guard, default '10000r/s' and 10000
+//   workerConnections, workerProcesses   nginx's slots per worker (16384) and workers (2)
 //   stdio       'pipe' (default) captures output; 'inherit' also echoes it, line by line
 //   webRoot     what nginx serves at /; default web/
 //   site        'dev' (default): nginx/dev.conf.template, one server for http and https;
@@ -21,8 +22,12 @@
 //               and paths (scripts/lib/production-site.mjs): https serves the API and /ws,
 //               http refuses publishing and redirects pages
 //   siteRewrite (text) => text, an operator's edit of the production site (e.g. its allow-list)
+//   directPort, directTlsPort   direct mode: shopcastd itself also listens on 127.0.0.1 for ws://
+//               (directPort) and wss:// with the stack's certificate (directTlsPort); a port,
+//               0 to pick a free one, or undefined (default) for none
 // The Stack it resolves to has httpUrl, httpsUrl, wsUrl, wssUrl, origin, httpsOrigin, secret,
-// dir, runDir, httpPort, httpsPort, the PIDs daemonPid/fcgiPid/nginxPid, and:
+// dir, runDir, httpPort, httpsPort, directPort/directTlsPort with directWsUrl/directWssUrl
+// (ws://127.0.0.1:P/ws, wss://...; undefined when off), the PIDs daemonPid/fcgiPid/nginxPid, and:
 //   publish(body, {headers, method, secret, contentType, raw}) -> {status, headers, json, text}
 //   stopDaemon(signal) / startDaemon(extraEnv), stopFcgi(signal) / startFcgi(extraEnv)
 //   daemonLog(), fcgiLog(), nginxLog() (captured output), accessLog() (async)
@@ -320,14 +325,24 @@ export class Stack extends EventEmitter {
         return env;
     }
 
+    // unix:<runDir>/ws.sock for nginx, then the direct-mode listeners when they are on.
+    wsListen() {
+        const listeners = [`unix:${this.wsSocket}`];
+        if (this.directPort !== undefined) listeners.push(`127.0.0.1:${this.directPort}`);
+        if (this.directTlsPort !== undefined) listeners.push(`tls:127.0.0.1:${this.directTlsPort}`);
+        return listeners.join(',');
+    }
+
     async startDaemon(extraEnv = {}) {
+        const tls = this.directTlsPort !== undefined ? { SHOPCAST_TLS_CERT_FILE: this.cert, SHOPCAST_TLS_KEY_FILE: this.key } : {};
         const env = Stack.mergeEnv(
             this.baseEnv(),
             {
                 SHOPCAST_EVENTS_SOCKET: this.eventsSocket,
-                SHOPCAST_WS_LISTEN: `unix:${this.wsSocket}`,
+                SHOPCAST_WS_LISTEN: this.wsListen(),
                 SHOPCAST_ALLOWED_ORIGINS: this.allowedOrigins.join(','),
                 SHOPCAST_STATE_DIRECTORY: this.stateDir,
+                ...tls,
             },
             this.daemonEnv,
             extraEnv,
@@ -480,7 +495,7 @@ export async function renderNginxConfig(values, templatePath = path.join(repoRoo
     return rendered;
 }
 
-async function writeNginxConfig(stack, { cert, key, rateLimit, rateBurst, workerConnections }) {
+async function writeNginxConfig(stack, { cert, key, rateLimit, rateBurst, workerConnections, workerProcesses }) {
     const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
     const text = await renderNginxConfig({
         PREFIX: stack.dir,
@@ -493,6 +508,7 @@ async function writeNginxConfig(stack, { cert, key, rateLimit, rateBurst, worker
         RATE: rateLimit,
         BURST: rateBurst,
         WORKER_CONNECTIONS: workerConnections,
+        WORKER_PROCESSES: workerProcesses,
         // One slot is one descriptor; stay within the 20,000 open-files hard limit.
         WORKER_NOFILE: Math.min(workerConnections + 64, 20000),
         // As root the workers would drop to nobody and lose access to the 0660 sockets.
@@ -502,8 +518,8 @@ async function writeNginxConfig(stack, { cert, key, rateLimit, rateBurst, worker
     await installNginxIncludes(stack.dir);
 }
 
-function writeSiteConfig(stack, { site, siteRewrite, cert, key, rateLimit, rateBurst, workerConnections }) {
-    if (site === 'dev') return writeNginxConfig(stack, { cert, key, rateLimit, rateBurst, workerConnections });
+function writeSiteConfig(stack, { site, siteRewrite, cert, key, rateLimit, rateBurst, workerConnections, workerProcesses }) {
+    if (site === 'dev') return writeNginxConfig(stack, { cert, key, rateLimit, rateBurst, workerConnections, workerProcesses });
     if (site !== 'production') throw new Error(`site must be 'dev' or 'production', got ${JSON.stringify(site)}`);
     const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
     return writeProductionSite({
@@ -519,6 +535,39 @@ function isAddressInUse(child) {
     return /Address already in use/.test(child.recentLog());
 }
 
+function checkDirectPort(name, value) {
+    if (value === undefined) return;
+    if (!Number.isInteger(value) || value < 0 || value > 65535) {
+        throw new Error(`${name} must be a port number, 0 (pick one) or undefined (off), got ${value}`);
+    }
+}
+
+// Starts the daemon with its direct-mode ports resolved (a port picked at random can be taken
+// between the probe and the daemon's bind: then pick again).
+async function startDaemonOnPorts(stack, directPort, directTlsPort) {
+    const taken = new Set([stack.httpPort, stack.httpsPort]);
+    const pick = async (wanted) => {
+        if (wanted) return wanted;
+        let port = await freePort();
+        while (taken.has(port)) port = await freePort();
+        return port;
+    };
+    const picked = directPort === 0 || directTlsPort === 0;
+    for (let attempt = 1; ; attempt++) {
+        stack.directPort = directPort === undefined ? undefined : await pick(directPort);
+        if (stack.directPort !== undefined) taken.add(stack.directPort);
+        stack.directTlsPort = directTlsPort === undefined ? undefined : await pick(directTlsPort);
+        stack.directWsUrl = stack.directPort === undefined ? undefined : `ws://127.0.0.1:${stack.directPort}/ws`;
+        stack.directWssUrl = stack.directTlsPort === undefined ? undefined : `wss://127.0.0.1:${stack.directTlsPort}/ws`;
+        try {
+            await stack.startDaemon();
+            return;
+        } catch (err) {
+            if (!(picked && attempt < 5 && /cannot listen for WebSockets on (tls:)?127\.0\.0\.1/.test(stack.daemon.recentLog()))) throw err;
+        }
+    }
+}
+
 // Starts nginx, shopcastd and shopcast-fcgi and resolves once all three answer.
 export async function startStack({
     binDir = process.env.SHOPCAST_BIN_DIR ? path.resolve(process.env.SHOPCAST_BIN_DIR) : path.join(repoRoot, 'build', 'bin'),
@@ -531,14 +580,23 @@ export async function startStack({
     // nginx's publish flood guard, as in nginx/shopcast.conf: far above any bot's pace.
     rateLimit = '10000r/s',
     rateBurst = 10000,
-    // nginx starts dropping connections once fewer than 1/16 of the slots are free, and a
-    // proxied WebSocket takes two: 16384 slots serve about 7,500 browsers.
+    // Per nginx worker; the template runs two with accept_mutex on. A proxied WebSocket takes two
+    // slots and a worker stops taking new connections while fewer than 1/8 of its slots are
+    // free, so two workers serve about 14,000 browsers: above the daemon's default
+    // SHOPCAST_MAX_CONNECTIONS (10,000), which refuses the excess with 503 while slots remain for
+    // the publish API. Each worker stays under the 20,000 open-files cap.
     workerConnections = 16384,
+    // 10,000 proxied browsers need two workers under the 20,000 open-files cap per process.
+    workerProcesses = 2,
     stdio = 'pipe',
     webRoot = path.join(repoRoot, 'web'),
     site = 'dev',
     siteRewrite,
+    directPort,
+    directTlsPort,
 } = {}) {
+    checkDirectPort('directPort', directPort);
+    checkDirectPort('directTlsPort', directTlsPort);
     for (const bin of ['shopcastd', 'shopcast-fcgi']) {
         if (!existsSync(path.join(binDir, bin))) {
             throw new Error(`${path.join(binDir, bin)} does not exist: build first (cmake -S . -B build && cmake --build build)`);
@@ -557,7 +615,7 @@ export async function startStack({
     const { cert, key } = await ensureCertificate(dir);
 
     const pickPorts = !httpPort || !httpsPort;
-    const stack = new Stack({ binDir: path.resolve(binDir), dir, runDir, secret, daemonEnv, fcgiEnv, stdio, webRoot });
+    const stack = new Stack({ binDir: path.resolve(binDir), dir, runDir, secret, daemonEnv, fcgiEnv, stdio, webRoot, cert, key });
     try {
         // nginx first: only once its ports are settled can the daemon's origin list be written.
         for (let attempt = 1; ; attempt++) {
@@ -566,7 +624,7 @@ export async function startStack({
             while (stack.httpsPort === stack.httpPort) stack.httpsPort = await freePort();
             stack.httpUrl = `http://127.0.0.1:${stack.httpPort}`;
             stack.httpsUrl = `https://127.0.0.1:${stack.httpsPort}`;
-            await writeSiteConfig(stack, { site, siteRewrite, cert, key, rateLimit, rateBurst, workerConnections });
+            await writeSiteConfig(stack, { site, siteRewrite, cert, key, rateLimit, rateBurst, workerConnections, workerProcesses });
             try {
                 await stack.startNginx();
                 break;
@@ -585,7 +643,7 @@ export async function startStack({
             `https://127.0.0.1:${stack.httpsPort}`,
             `https://localhost:${stack.httpsPort}`,
         ];
-        await stack.startDaemon();
+        await startDaemonOnPorts(stack, directPort, directTlsPort);
         await stack.startFcgi();
     } catch (err) {
         await stack.stop().catch(() => {});

@@ -1,0 +1,35 @@
+// The browser-facing listeners: one lws vhost per SHOPCAST_WS_LISTEN entry.
+#pragma once
+
+#include <libwebsockets.h>
+
+#include <deque>
+
+#include "daemon/daemon_config.h"
+#include "daemon/lws/ws_protocol.h"
+
+namespace shopcast {
+
+// What every listener shares; each vhost gets its own WebSocketContext made from it.
+struct ListenerSettings {
+    const lws_protocols* protocols = nullptr;
+    const lws_retry_bo_t* keepalive = nullptr;
+    WebSocketContext shared;  // the per-listener fields are filled in per vhost
+};
+
+// True when the context must initialise OpenSSL for server use.
+bool needs_tls(const DaemonConfig& config);
+
+// Creates a vhost for each listener, in order. `contexts` receives each vhost's user data
+// (a deque: elements never move). Throws ConfigError naming the listener that failed.
+void create_websocket_listeners(lws_context* context, const DaemonConfig& config,
+                                const ListenerSettings& settings,
+                                std::deque<WebSocketContext>& contexts);
+
+// Unix-socket listeners: chmod after bind, unlink on exit.
+void restrict_unix_listeners(const DaemonConfig& config);
+void remove_unix_listeners(const DaemonConfig& config);
+
+std::string describe_listeners(const DaemonConfig& config);
+
+}  // namespace shopcast
