@@ -151,9 +151,10 @@ int run_daemon(const DaemonConfig& config) {
                  "SHOPCAST_ALLOWED_ORIGINS is empty: browsers (which send Origin) are refused");
     }
     TelegramAuthenticator authenticator(config.auth);
-    LwsSessionWaker waker;
+    LwsSessionTransport transport;
     Hub hub(config.limits, History(new_epoch(), config.history_events, config.history_bytes),
-            IdempotencyCache(config.idempotency_ttl_seconds, 100000), authenticator, waker, now_ms);
+            IdempotencyCache(config.idempotency_ttl_seconds, 100000), authenticator, transport,
+            now_ms);
     WebSocketContext websocket_context{&hub, config.allowed_origins,
                                        !config.ws_listen.unix_path.empty(), config.live_hold_ms};
     IpcListener ipc_listener(hub);

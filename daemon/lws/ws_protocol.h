@@ -18,10 +18,14 @@ struct WebSocketContext {
     std::int64_t live_hold_ms = 1000;
 };
 
-// Asks lws for a write opportunity on the session's connection.
-class LwsSessionWaker final : public SessionWaker {
+// Writes the Hub's pre-framed bytes to a session's connection and reports lws' backpressure.
+class LwsSessionTransport final : public SessionTransport {
   public:
+    SendResult send(Session& session, std::span<const SharedFrame* const> frames) override;
     void wake(Session& session) override;
+
+  private:
+    std::vector<unsigned char> cork_;  // several frames copied into one send
 };
 
 lws_protocols websocket_protocol();
