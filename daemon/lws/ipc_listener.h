@@ -20,7 +20,6 @@ namespace shopcast {
 class IpcListener {
   public:
     explicit IpcListener(EventSink& sink) : sink_(sink) {}
-    ~IpcListener() { lws_sul_cancel(&delivery_.timer); }
     IpcListener(const IpcListener&) = delete;
     IpcListener& operator=(const IpcListener&) = delete;
 
@@ -33,7 +32,8 @@ class IpcListener {
     void on_close(lws* wsi) { connections_.erase(wsi); }
 
   private:
-    // lws timers hand back only the list node: `timer` must be the first member.
+    // lws timers hand back only the list node: `timer` must be the first member. It lives in
+    // the context's timer list, which the context's destruction discards (never cancel after).
     struct DeliveryTimer {
         lws_sorted_usec_list_t timer;
         IpcListener* listener;
