@@ -40,6 +40,7 @@ struct Session {
     // would allocate ~600 bytes for every connection.
     std::vector<FramePtr> control;
     std::optional<CloseRequest> close;
+    bool close_written = false;  // the transport has taken the close frame
 
     std::string inbound;  // the text message being assembled from fragments
     double action_tokens = 0;

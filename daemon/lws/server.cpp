@@ -17,30 +17,13 @@
 #include "daemon/core/cursor.h"
 #include "daemon/lws/ipc_listener.h"
 #include "daemon/lws/sd_notify.h"
+#include "daemon/lws/service_loop.h"
 #include "daemon/lws/ws_protocol.h"
 
 namespace shopcast {
 namespace {
 
 constexpr auto kShutdownGrace = std::chrono::seconds(3);
-volatile std::sig_atomic_t stop_requested = 0;
-
-void request_stop(int) {
-    stop_requested = 1;
-}
-
-void install_signal_handlers() {
-    struct sigaction action {};
-    action.sa_handler = request_stop;  // no SA_RESTART: poll() returns EINTR and the loop looks
-    sigemptyset(&action.sa_mask);
-    sigaction(SIGTERM, &action, nullptr);
-    sigaction(SIGINT, &action, nullptr);
-}
-
-struct ContextDeleter {
-    void operator()(lws_context* context) const noexcept { lws_context_destroy(context); }
-};
-using ContextPtr = std::unique_ptr<lws_context, ContextDeleter>;
 
 // lws unlinks a socket path before binding, so a second daemon would silently steal the
 // sockets of the first; an exclusive lock next to the events socket prevents that.
@@ -80,10 +63,6 @@ void ping_watchdog(lws_sorted_usec_list_t* timer) {
     notify_systemd("WATCHDOG=1");
     lws_sul_schedule(watchdog->context, 0, &watchdog->timer, ping_watchdog, watchdog->interval);
 }
-
-// Wakes the service loop at the shutdown deadline: lws_service() otherwise sleeps until the next
-// socket event, which a stalled peer may never produce.
-void wake_service_loop(lws_sorted_usec_list_t*) {}
 
 std::int64_t now_ms() {
     using namespace std::chrono;
@@ -143,7 +122,6 @@ std::string describe_listener(const ListenAddress& address) {
 int run_daemon(const DaemonConfig& config) {
     ::umask(0007);  // nothing we create is for other users
     UniqueFd instance_lock = lock_instance(config.events_socket);
-    install_signal_handlers();
     lws_set_log_level(LLL_ERR | LLL_WARN, emit_lws_log);
 
     if (config.allowed_origins.empty()) {
@@ -176,14 +154,15 @@ int run_daemon(const DaemonConfig& config) {
                                         std::to_string(fd_limit) + ") allows");
     }
     info.max_http_header_data = 8192;
-    ContextPtr context(lws_create_context(&info));
-    if (!context) throw ConfigError("cannot create the libwebsockets context");
+    ServiceLoop loop;  // destroyed after everything the context's callbacks use
+    lws_context* context = loop.create_context(info);
+    if (context == nullptr) throw ConfigError("cannot create the libwebsockets context");
 
-    if (!create_websocket_vhost(context.get(), config, websocket_protocols.data(),
-                                websocket_context, keepalive)) {
+    if (!create_websocket_vhost(context, config, websocket_protocols.data(), websocket_context,
+                                keepalive)) {
         throw ConfigError("cannot listen for WebSockets on " + describe_listener(config.ws_listen));
     }
-    if (!create_ipc_vhost(context.get(), config, ipc_protocols.data(), ipc_listener)) {
+    if (!create_ipc_vhost(context, config, ipc_protocols.data(), ipc_listener)) {
         throw ConfigError("cannot listen for events on " + config.events_socket);
     }
 
@@ -191,31 +170,22 @@ int run_daemon(const DaemonConfig& config) {
     if (!config.ws_listen.unix_path.empty()) ::chmod(config.ws_listen.unix_path.c_str(), 0660);
     ::chmod(config.events_socket.c_str(), 0660);
 
-    WatchdogTimer watchdog{{}, context.get(), watchdog_ping_interval_usec()};
+    WatchdogTimer watchdog{{}, context, watchdog_ping_interval_usec()};
     if (watchdog.interval > 0) ping_watchdog(&watchdog.timer);
     notify_systemd("READY=1");
-    log_line(LogLevel::info, "shopcastd ready: websockets on " +
-                                 describe_listener(config.ws_listen) + ", events on " +
-                                 config.events_socket + ", epoch " + hub.history().epoch());
+    log_line(LogLevel::info,
+             "shopcastd ready: websockets on " + describe_listener(config.ws_listen) +
+                 ", events on " + config.events_socket + ", epoch " + hub.history().epoch() +
+                 (loop.uses_libuv() ? ", libuv event loop" : ", poll() event loop"));
 
-    while (!stop_requested) {
-        if (lws_service(context.get(), 0) < 0) break;
-    }
+    loop.run();
 
     notify_systemd("STOPPING=1");
     log_line(LogLevel::info,
              "stopping: closing " + std::to_string(hub.session_count()) + " connections with 1001");
     hub.close_all(1001, "server restarting; reconnect and resume");
-    const auto deadline = std::chrono::steady_clock::now() + kShutdownGrace;
-    lws_sorted_usec_list_t deadline_timer{};
-    lws_sul_schedule(context.get(), 0, &deadline_timer, wake_service_loop,
-                     std::chrono::duration_cast<std::chrono::microseconds>(kShutdownGrace).count());
-    while (hub.session_count() > 0 && std::chrono::steady_clock::now() < deadline) {
-        if (lws_service(context.get(), 0) < 0) break;
-    }
-    lws_sul_cancel(&deadline_timer);
+    loop.run_until([&hub] { return hub.session_count() == 0; }, kShutdownGrace);
     if (watchdog.interval > 0) lws_sul_cancel(&watchdog.timer);
-    context.reset();
     if (!config.ws_listen.unix_path.empty()) ::unlink(config.ws_listen.unix_path.c_str());
     ::unlink(config.events_socket.c_str());
     log_line(LogLevel::info, "stopped");

@@ -109,13 +109,34 @@ int receive_fragment(lws* wsi, ConnectionData& data, std::string_view fragment) 
     return 0;
 }
 
-int write_next(lws* wsi, Session& session) {
-    if (session.close && session.control.empty()) {
-        std::string reason = session.close->reason;
-        lws_close_reason(wsi, static_cast<lws_close_status>(session.close->code),
-                         reinterpret_cast<unsigned char*>(reason.data()), reason.size());
-        return -1;
+// The close frame goes out like an event, as raw bytes behind whatever is still buffered, and the
+// connection ends once lws has sent it all: lws' own close path would wait for another
+// writeable pass that a congested socket may not give it before its 5 s timer.
+int close_connection(lws* wsi, Session& session) {
+    if (!session.close_written) {
+        const std::string& reason = session.close->reason;
+        const std::size_t reason_length = std::min<std::size_t>(reason.size(), 123);
+        std::array<unsigned char, 2 + 2 + 123> frame{};
+        frame[0] = 0x88;  // FIN + close opcode
+        frame[1] = static_cast<unsigned char>(2 + reason_length);
+        frame[2] = static_cast<unsigned char>(session.close->code >> 8);
+        frame[3] = static_cast<unsigned char>(session.close->code & 0xff);
+        std::copy_n(reason.begin(), reason_length, frame.begin() + 4);
+        const std::size_t length = 4 + reason_length;
+        if (lws_write(wsi, frame.data(), length, LWS_WRITE_RAW) < static_cast<int>(length)) {
+            return -1;
+        }
+        session.close_written = true;
     }
+    if (lws_partial_buffered(wsi)) {
+        lws_callback_on_writable(wsi);
+        return 0;
+    }
+    return -1;
+}
+
+int write_next(lws* wsi, Session& session) {
+    if (session.close && session.control.empty()) return close_connection(wsi, session);
     context_of(wsi).hub->on_writeable(session);
     return 0;
 }
