@@ -53,7 +53,8 @@ std::vector<SettingSpec> daemon_setting_specs() {
         {"max-connections-per-ip", "SHOPCAST_MAX_CONNECTIONS_PER_IP", "0",
          "open WebSockets per client address (IPv6: per /64) at most; 0 = no limit"},
         {"max-queue", "SHOPCAST_MAX_QUEUE", "1048576",
-         "pending bytes per connection before it is closed (1013)"},
+         "bytes published for a connection whose socket stopped draining before it is "
+         "closed (1013)"},
         {"max-shops", "SHOPCAST_MAX_SHOPS", "100", "shop subscriptions per connection"},
         {"ping-interval", "SHOPCAST_PING_INTERVAL", "25", "seconds of silence before a ping"},
         {"hangup-timeout", "SHOPCAST_HANGUP_TIMEOUT", "40",

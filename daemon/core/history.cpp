@@ -9,7 +9,7 @@ History::History(std::string epoch, std::size_t max_events, std::size_t max_byte
 
 std::size_t History::cost_of(const StoredEvent& event) {
     return sizeof(StoredEvent) + event.shop_id.capacity() + event.user_id.capacity() +
-           kFrameHeadroom + event.frame->size();
+           event.frame->wire().size();
 }
 
 const StoredEvent& History::append(std::string_view json, std::string shop_id,

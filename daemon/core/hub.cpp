@@ -13,6 +13,16 @@ namespace {
 constexpr int kCloseTryAgainLater = 1013;
 constexpr int kClosePolicyViolation = 1008;
 
+// One flush() sends at most this much in one write: enough frames to cork a burst into one
+// send, little enough that the transport takes it whole (its packet limit is above this).
+constexpr std::size_t kMaxBatchBytes = 64 * 1024;
+constexpr std::size_t kMaxBatchFrames = 64;
+// Writes one connection gets in a row before the others get their turn.
+constexpr int kMaxWritesPerTurn = 4;
+
+constexpr std::string_view kFellBehind = "fell behind; resume to catch up";
+constexpr std::string_view kTooSlow = "too slow; resume to catch up";
+
 std::string_view resync_reason(ResumeVerdict verdict) {
     switch (verdict) {
         case ResumeVerdict::malformed:
@@ -32,14 +42,17 @@ std::string_view resync_reason(ResumeVerdict verdict) {
 }  // namespace
 
 Hub::Hub(HubLimits limits, History history, IdempotencyCache idempotency,
-         const TelegramAuthenticator& authenticator, SessionWaker& waker, Clock clock)
+         const TelegramAuthenticator& authenticator, SessionTransport& transport, Clock clock)
     : limits_(limits),
       history_(std::move(history)),
       idempotency_(std::move(idempotency)),
       authenticator_(authenticator),
-      waker_(waker),
+      transport_(transport),
       clock_(std::move(clock)),
-      admission_(limits.max_connections, limits.max_connections_per_ip) {}
+      delivered_seq_(history_.last_seq()),
+      admission_(limits.max_connections, limits.max_connections_per_ip) {
+    batch_.reserve(kMaxBatchFrames);
+}
 
 Admission Hub::admit(std::string_view client_ip) const {
     return admission_.admit(client_ip);
@@ -50,7 +63,6 @@ Session& Hub::open_session(std::string client_ip, void* transport) {
     session->client_ip = std::move(client_ip);
     session->transport = transport;
     session->next_seq = history_.last_seq() + 1;
-    session->lag_limit = limits_.max_queue_bytes;
     session->action_tokens = limits_.action_burst;
     session->action_tokens_at_ms = clock_();
     session->registry_index = sessions_.size();
@@ -87,7 +99,7 @@ ipc::PublishAck Hub::publish(const ipc::PublishRequest& request) {
     }
     const StoredEvent& event = history_.append(request.json, request.shop_id, request.user_id);
     ipc::PublishAck ack{ipc::AckStatus::accepted, history_.cursor_for(event.seq), 0};
-    ack.recipients = static_cast<std::uint32_t>(deliver_to_all(event));
+    ack.recipients = static_cast<std::uint32_t>(count_recipients(event));
     if (!request.idempotency_key.empty()) {
         idempotency_.remember(request.idempotency_key, ack, now_seconds);
     }
@@ -96,71 +108,119 @@ ipc::PublishAck Hub::publish(const ipc::PublishRequest& request) {
     return ack;
 }
 
-std::size_t Hub::deliver_to_all(const StoredEvent& event) {
-    const std::uint64_t oldest = history_.first_retained_seq();
-    const std::size_t bytes = event.frame->size();
+std::size_t Hub::count_recipients(const StoredEvent& event) const {
     std::size_t recipients = 0;
-    for (auto& owned : sessions_) {
-        Session& session = *owned;
-        if (session.close) continue;
-        if (session.next_seq < oldest) {
-            request_close(session, kCloseTryAgainLater, "fell behind; resume to catch up");
-            continue;
+    for (const auto& session : sessions_) {
+        if (!session->close && may_receive(session->audience, event.shop_id, event.user_id)) {
+            ++recipients;
         }
-        if (!may_receive(session.audience, event.shop_id, event.user_id)) {
-            // A caught-up session skips what it may not see, so it never lags on others' events.
-            if (session.live && session.next_seq == event.seq) ++session.next_seq;
-            continue;
-        }
-        ++recipients;
-        session.pending_bytes += bytes;
-        if (session.live && session.pending_bytes > session.lag_limit) {
-            request_close(session, kCloseTryAgainLater, "too slow; resume to catch up");
-            continue;
-        }
-        if (session.live) waker_.wake(session);
     }
     return recipients;
 }
 
-FramePtr Hub::next_frame(Session& session) {
-    if (!session.control.empty()) {
-        FramePtr frame = std::move(session.control.front());
-        session.control.erase(session.control.begin());
-        return frame;
-    }
-    if (!session.live || session.close) return nullptr;
-    while (session.next_seq <= history_.last_seq()) {
-        const StoredEvent* event = history_.find(session.next_seq);
-        if (event == nullptr) {
-            request_close(session, kCloseTryAgainLater, "fell behind; resume to catch up");
-            return nullptr;
-        }
-        ++session.next_seq;
-        if (!may_receive(session.audience, event->shop_id, event->user_id)) continue;
-        session.pending_bytes -=
-            std::min<std::uint64_t>(session.pending_bytes, event->frame->size());
-        session.sent_events = true;
-        return event->frame;
-    }
-    // Caught up: whatever a replay allowed beyond the normal queue limit is spent.
-    session.pending_bytes = 0;
-    session.lag_limit = limits_.max_queue_bytes;
-    return nullptr;
+void Hub::deliver_published() {
+    if (delivered_seq_ == history_.last_seq()) return;
+    const std::uint64_t first_new_seq = delivered_seq_ + 1;
+    delivered_seq_ = history_.last_seq();
+    for (auto& session : sessions_) fan_out_to(*session, first_new_seq);
 }
 
-bool Hub::wants_write(const Session& session) const {
-    return session.wants_write(history_.last_seq());
+// The one place that decides, per connection and per burst of new events, between writing,
+// waiting for the socket, and closing as slow.
+void Hub::fan_out_to(Session& session, std::uint64_t first_new_seq) {
+    if (session.close || !session.live) return;  // a held connection gets it at release
+    if (session.next_seq < history_.first_retained_seq()) {
+        request_close(session, kCloseTryAgainLater, std::string(kFellBehind));
+        return;
+    }
+    if (!session.choked) {
+        flush(session);
+        return;
+    }
+    // Only what is published while its own socket does not drain counts against it: not what
+    // was due before (a hold, a replay) nor how long the daemon itself took to get here.
+    for (std::uint64_t seq = std::max(first_new_seq, session.next_seq); seq <= history_.last_seq();
+         ++seq) {
+        const StoredEvent* event = history_.find(seq);
+        if (may_receive(session.audience, event->shop_id, event->user_id)) {
+            session.stalled_bytes += event->frame->wire().size();
+        }
+    }
+    if (session.stalled_bytes > limits_.max_queue_bytes ||
+        clock_() - session.choked_since_ms > limits_.stall_timeout_ms) {
+        request_close(session, kCloseTryAgainLater, std::string(kTooSlow));
+    }
+}
+
+void Hub::on_writeable(Session& session) {
+    session.choked = false;  // lws calls back only once what it held has gone out
+    session.stalled_bytes = 0;
+    flush(session);
+}
+
+// Puts what is due into batch_: control messages first, then (when live) the visible events
+// from next_seq, advancing it. False when the connection's place is no longer in the history.
+bool Hub::gather_batch(Session& session) {
+    batch_.clear();
+    std::size_t bytes = 0;
+    for (const FramePtr& frame : session.control) {
+        if (batch_.size() == kMaxBatchFrames) break;
+        batch_.push_back(frame.get());
+        bytes += frame->wire().size();
+    }
+    if (!session.live) return true;
+    while (session.next_seq <= history_.last_seq() && batch_.size() < kMaxBatchFrames) {
+        const StoredEvent* event = history_.find(session.next_seq);
+        if (event == nullptr) {
+            request_close(session, kCloseTryAgainLater, std::string(kFellBehind));
+            return false;
+        }
+        if (may_receive(session.audience, event->shop_id, event->user_id)) {
+            const std::size_t size = event->frame->wire().size();
+            if (!batch_.empty() && bytes + size > kMaxBatchBytes) break;
+            batch_.push_back(event->frame.get());
+            bytes += size;
+            session.sent_events = true;
+        }
+        ++session.next_seq;
+    }
+    return true;
+}
+
+SendResult Hub::flush(Session& session) {
+    for (int write = 0; write < kMaxWritesPerTurn; ++write) {
+        if (session.close || session.choked) return SendResult::backpressure;
+        const std::size_t control_taken = std::min(session.control.size(), kMaxBatchFrames);
+        if (!gather_batch(session)) return SendResult::dropped;
+        if (batch_.empty()) return SendResult::sent;
+        const SendResult result = transport_.send(session, batch_);
+        batch_.clear();
+        session.control.erase(session.control.begin(),
+                              session.control.begin() + static_cast<long>(control_taken));
+        switch (result) {
+            case SendResult::sent:
+                break;
+            case SendResult::backpressure:
+                session.choked = true;
+                session.choked_since_ms = clock_();
+                session.stalled_bytes = 0;
+                transport_.wake(session);
+                return result;
+            case SendResult::dropped:
+                // The transport closes the connection itself; nothing more is owed to it.
+                session.close = CloseRequest{kCloseTryAgainLater, "connection lost"};
+                return result;
+        }
+    }
+    // Still behind after its turn: continue when lws next finds the socket writable.
+    transport_.wake(session);
+    return SendResult::sent;
 }
 
 void Hub::release_hold(Session& session) {
     if (session.live) return;
     session.live = true;
-    // What piled up during the hold is owed by the daemon, not lagged by the client: as for a
-    // replay, only growth beyond it counts as falling behind.
-    session.lag_limit =
-        std::max(session.lag_limit, limits_.max_queue_bytes + session.pending_bytes);
-    if (wants_write(session)) waker_.wake(session);
+    if (session.next_seq <= history_.last_seq()) transport_.wake(session);
 }
 
 void Hub::close_all(int code, std::string_view reason) {
@@ -183,7 +243,7 @@ void Hub::send_control(Session& session, std::string message) {
         return;
     }
     session.control.push_back(make_frame(message));
-    waker_.wake(session);
+    transport_.wake(session);
 }
 
 void Hub::refuse_action(Session& session, std::string_view message) {
@@ -198,7 +258,7 @@ void Hub::request_close(Session& session, int code, std::string reason) {
     if (session.close) return;
     session.close = CloseRequest{code, std::move(reason)};
     session.control.clear();
-    waker_.wake(session);
+    transport_.wake(session);
 }
 
 bool Hub::take_action_token(Session& session) {
@@ -278,7 +338,6 @@ void Hub::handle_shops(Session& session, bool subscribe, const std::vector<std::
         return;
     }
     session.audience.shops = std::move(updated);
-    session.pending_bytes = visible_bytes_from(session, session.next_seq);
     send_control(session, control::subscribed(session.audience.shops));
 }
 
@@ -297,23 +356,10 @@ void Hub::handle_resume(Session& session, std::string_view since) {
         }
         return;
     }
+    // A replay is as long as the history allows: only a socket that stops draining is slow.
     session.next_seq = point.next_seq;
-    session.pending_bytes = visible_bytes_from(session, point.next_seq);
-    // The replay itself may exceed the queue limit; only growth beyond it counts as lagging.
-    session.lag_limit = limits_.max_queue_bytes + session.pending_bytes;
     session.live = false;
     release_hold(session);
-}
-
-std::uint64_t Hub::visible_bytes_from(const Session& session, std::uint64_t seq) const {
-    std::uint64_t bytes = 0;
-    for (; seq <= history_.last_seq(); ++seq) {
-        const StoredEvent* event = history_.find(seq);
-        if (event != nullptr && may_receive(session.audience, event->shop_id, event->user_id)) {
-            bytes += event->frame->size();
-        }
-    }
-    return bytes;
 }
 
 }  // namespace shopcast

@@ -14,6 +14,7 @@
 #include "daemon/core/idempotency.h"
 #include "daemon/core/session.h"
 #include "daemon/core/telegram_auth.h"
+#include "daemon/core/transport.h"
 
 namespace shopcast {
 
@@ -26,14 +27,8 @@ struct HubLimits {
     double actions_per_second = 20;  // sustained browser actions before 1008
     double action_burst = 40;
     unsigned max_strikes = 20;
-};
-
-// Implemented by the transport: asks for a write opportunity for `session` (lws'
-// callback_on_writable). Called on the service thread only.
-class SessionWaker {
-  public:
-    virtual ~SessionWaker() = default;
-    virtual void wake(Session& session) = 0;
+    // A choked connection that takes nothing for this long while events wait is closed (1013).
+    std::int64_t stall_timeout_ms = 30000;
 };
 
 // One per daemon, used only on the service thread. Owns every Session and the History.
@@ -42,7 +37,7 @@ class Hub final : public EventSink {
     using Clock = std::function<std::int64_t()>;  // milliseconds since the Unix epoch
 
     Hub(HubLimits limits, History history, IdempotencyCache idempotency,
-        const TelegramAuthenticator& authenticator, SessionWaker& waker, Clock clock);
+        const TelegramAuthenticator& authenticator, SessionTransport& transport, Clock clock);
 
     Admission admit(std::string_view client_ip) const;
     // Registers a connection and queues its `hello`. Live events are held until release_hold().
@@ -51,15 +46,14 @@ class Hub final : public EventSink {
     void close_session(Session& session);
 
     ipc::PublishAck publish(const ipc::PublishRequest& request) override;
+    void deliver_published() override;
 
     void on_text_message(Session& session, std::string_view text);
     void on_binary_message(Session& session);
     void release_hold(Session& session);
 
-    // The next frame to write to `session` (control messages first), or nullptr when nothing is
-    // due. Sets session.close when the connection fell out of the history.
-    FramePtr next_frame(Session& session);
-    bool wants_write(const Session& session) const;
+    // The connection can take a write again (lws' WRITEABLE): sends what is due to it.
+    void on_writeable(Session& session);
 
     // Asks every connection to close with `code` (1001 on shutdown).
     void close_all(int code, std::string_view reason);
@@ -74,8 +68,10 @@ class Hub final : public EventSink {
     void refuse_action(Session& session, std::string_view message);
     void request_close(Session& session, int code, std::string reason);
     bool take_action_token(Session& session);
-    std::uint64_t visible_bytes_from(const Session& session, std::uint64_t seq) const;
-    std::size_t deliver_to_all(const StoredEvent& event);
+    std::size_t count_recipients(const StoredEvent& event) const;
+    void fan_out_to(Session& session, std::uint64_t first_new_seq);
+    SendResult flush(Session& session);
+    bool gather_batch(Session& session);
 
     void handle_auth(Session& session, std::string_view init_data);
     void handle_shops(Session& session, bool subscribe, const std::vector<std::string>& shops);
@@ -85,8 +81,10 @@ class Hub final : public EventSink {
     History history_;
     IdempotencyCache idempotency_;
     const TelegramAuthenticator& authenticator_;
-    SessionWaker& waker_;
+    SessionTransport& transport_;
     Clock clock_;
+    std::uint64_t delivered_seq_ = 0;        // the newest event deliver_published() has fanned out
+    std::vector<const SharedFrame*> batch_;  // scratch for flush(), reused to avoid allocations
     std::vector<std::unique_ptr<Session>> sessions_;
     AdmissionControl admission_;
 };

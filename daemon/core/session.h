@@ -28,15 +28,19 @@ struct Session {
 
     // Delivery walks the history: next_seq is the first event this connection has not been sent.
     std::uint64_t next_seq = 1;
-    std::uint64_t pending_bytes = 0;  // bytes of visible events between next_seq and the head
-    std::uint64_t lag_limit = 0;      // pending_bytes above this closes the connection (1013)
-    bool live = false;                // false during the hold that lets `resume` come first
-    bool sent_events = false;         // an event has been written; rewinding would reorder
+    bool live = false;         // false during the hold that lets `resume` come first
+    bool sent_events = false;  // an event has been written; rewinding would reorder
+    // The socket stopped draining (the last write was only partly taken). While choked nothing
+    // more is written; what is published meanwhile counts towards the slow-client limits.
+    bool choked = false;
+    std::int64_t choked_since_ms = 0;
+    std::uint64_t stalled_bytes = 0;  // bytes published for it since it last drained
 
     // Server messages, sent before any event. Rare and few, so a vector: an empty std::deque
     // would allocate ~600 bytes for every connection.
     std::vector<FramePtr> control;
     std::optional<CloseRequest> close;
+    bool close_written = false;  // the transport has taken the close frame
 
     std::string inbound;  // the text message being assembled from fragments
     double action_tokens = 0;
@@ -49,9 +53,6 @@ struct Session {
     // Appends a received fragment; the whole message may be at most `limit` bytes.
     InboundStatus append_fragment(std::string_view fragment, bool final_fragment,
                                   std::size_t limit);
-    bool wants_write(std::uint64_t last_seq) const {
-        return !control.empty() || close.has_value() || (live && next_seq <= last_seq);
-    }
 };
 
 }  // namespace shopcast

@@ -1,35 +1,32 @@
-// A serialized message with room in front for the WebSocket header.
+// A serialized message, already framed as the WebSocket text frame every browser receives.
 #pragma once
 
 #include <cstddef>
 #include <memory>
+#include <span>
 #include <string_view>
 #include <vector>
 
 namespace shopcast {
 
-// Headroom libwebsockets needs in front of a payload (LWS_PRE; checked in ws_protocol.cpp).
-inline constexpr std::size_t kFrameHeadroom = 16;
-
 // One per published event, shared by the history and every recipient: a payload is serialized
-// once, never copied per connection. The headroom is scratch space the writer fills with the
-// same WebSocket header for every recipient, so sharing it on one service thread is safe.
+// and framed once, never copied or re-framed per connection. Server-to-browser frames are not
+// masked, so the same bytes are right for every recipient.
 class SharedFrame {
   public:
-    explicit SharedFrame(std::string_view payload) : bytes_(kFrameHeadroom + payload.size()) {
-        std::copy(payload.begin(), payload.end(), bytes_.begin() + kFrameHeadroom);
-    }
+    explicit SharedFrame(std::string_view payload);
 
     std::string_view payload() const {
-        return {reinterpret_cast<const char*>(bytes_.data()) + kFrameHeadroom,
-                bytes_.size() - kFrameHeadroom};
+        return {reinterpret_cast<const char*>(wire_.data()) + header_size_,
+                wire_.size() - header_size_};
     }
-    std::size_t size() const { return bytes_.size() - kFrameHeadroom; }
-    // The payload pointer handed to lws_write(), which writes the header into the headroom.
-    unsigned char* payload_for_writer() const { return bytes_.data() + kFrameHeadroom; }
+    std::size_t size() const { return wire_.size() - header_size_; }
+    // The whole frame (FIN + text opcode, length, payload) as it goes on the socket.
+    std::span<const unsigned char> wire() const { return wire_; }
 
   private:
-    mutable std::vector<unsigned char> bytes_;
+    std::vector<unsigned char> wire_;
+    std::size_t header_size_ = 0;
 };
 
 using FramePtr = std::shared_ptr<const SharedFrame>;

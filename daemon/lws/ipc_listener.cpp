@@ -16,8 +16,6 @@ int callback(lws* wsi, lws_callback_reasons reason, void* user, void* in, std::s
             return listener_of(wsi).on_adopt(wsi);
         case LWS_CALLBACK_RAW_RX:
             return listener_of(wsi).on_receive(wsi, {static_cast<const char*>(in), len});
-        case LWS_CALLBACK_RAW_WRITEABLE:
-            return listener_of(wsi).on_writeable(wsi);
         case LWS_CALLBACK_RAW_CLOSE:
             listener_of(wsi).on_close(wsi);
             return 0;
@@ -41,30 +39,35 @@ int IpcListener::on_receive(lws* wsi, std::string_view bytes) {
         log_line(LogLevel::warning, "dropping a publisher connection: oversized frame");
         return -1;
     }
+    bool published = false;
     while (auto payload = connection.reader.next_payload()) {
         ipc::PublishAck ack;
         if (auto request = ipc::decode_request(*payload)) {
             ack = sink_.publish(*request);
+            published = true;
         } else {
             log_line(LogLevel::warning, "refusing a malformed publish request");
         }
-        connection.acks.push_back(std::string(LWS_PRE, '\0') + ipc::encode_ack(ack));
+        // Written at once: lws keeps whatever the socket does not take and sends it first.
+        std::string frame = ipc::encode_ack(ack);
+        const int written = lws_write(wsi, reinterpret_cast<unsigned char*>(frame.data()),
+                                      frame.size(), LWS_WRITE_RAW);
+        if (written < static_cast<int>(frame.size())) return -1;
     }
-    if (!connection.acks.empty()) lws_callback_on_writable(wsi);
+    if (published) schedule_delivery(wsi);
     return 0;
 }
 
-int IpcListener::on_writeable(lws* wsi) {
-    auto it = connections_.find(wsi);
-    if (it == connections_.end() || it->second->acks.empty()) return 0;
-    auto& acks = it->second->acks;
-    std::string& frame = acks.front();
-    auto* payload = reinterpret_cast<unsigned char*>(frame.data()) + LWS_PRE;
-    const std::size_t length = frame.size() - LWS_PRE;
-    if (lws_write(wsi, payload, length, LWS_WRITE_RAW) < static_cast<int>(length)) return -1;
-    acks.pop_front();
-    if (!acks.empty()) lws_callback_on_writable(wsi);
-    return 0;
+void IpcListener::schedule_delivery(lws* wsi) {
+    if (delivery_scheduled_) return;
+    delivery_scheduled_ = true;
+    lws_sul_schedule(lws_get_context(wsi), 0, &delivery_.timer, deliver, 0);
+}
+
+void IpcListener::deliver(lws_sorted_usec_list_t* timer) {
+    IpcListener& listener = *reinterpret_cast<DeliveryTimer*>(timer)->listener;
+    listener.delivery_scheduled_ = false;
+    listener.sink_.deliver_published();
 }
 
 lws_protocols ipc_protocol() {

@@ -16,41 +16,17 @@
 #include "common/fd.h"
 #include "common/log.h"
 #include "daemon/core/cursor.h"
-#include "daemon/core/service_loop.h"
 #include "daemon/lws/ipc_listener.h"
-#include "daemon/lws/restart_state.h"
 #include "daemon/lws/listeners.h"
+#include "daemon/lws/restart_state.h"
 #include "daemon/lws/sd_notify.h"
+#include "daemon/lws/service_loop.h"
 #include "daemon/lws/ws_protocol.h"
 
 namespace shopcast {
 namespace {
 
 constexpr auto kShutdownGrace = std::chrono::seconds(3);
-volatile std::sig_atomic_t stop_requested = 0;
-// The running context, for the signal handler: a signal that lands between the loop's check of
-// stop_requested and its wait would otherwise sleep until the next socket event or timer.
-std::atomic<lws_context*> context_to_wake{nullptr};
-static_assert(std::atomic<lws_context*>::is_always_lock_free);
-
-void request_stop(int) {
-    stop_requested = 1;
-    // Only writes a byte to lws' wake-up pipe, which is async-signal-safe.
-    if (lws_context* context = context_to_wake.load()) lws_cancel_service(context);
-}
-
-void install_signal_handlers() {
-    struct sigaction action {};
-    action.sa_handler = request_stop;  // no SA_RESTART: poll() returns EINTR and the loop looks
-    sigemptyset(&action.sa_mask);
-    sigaction(SIGTERM, &action, nullptr);
-    sigaction(SIGINT, &action, nullptr);
-}
-
-struct ContextDeleter {
-    void operator()(lws_context* context) const noexcept { lws_context_destroy(context); }
-};
-using ContextPtr = std::unique_ptr<lws_context, ContextDeleter>;
 
 // lws unlinks a socket path before binding, so a second daemon would silently steal the
 // sockets of the first; an exclusive lock next to the events socket prevents that.
@@ -91,10 +67,6 @@ void ping_watchdog(lws_sorted_usec_list_t* timer) {
     lws_sul_schedule(watchdog->context, 0, &watchdog->timer, ping_watchdog, watchdog->interval);
 }
 
-// Wakes the service loop at the shutdown deadline: lws_service() otherwise sleeps until the next
-// socket event, which a stalled peer may never produce.
-void wake_service_loop(lws_sorted_usec_list_t*) {}
-
 std::int64_t now_ms() {
     using namespace std::chrono;
     return duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count();
@@ -121,7 +93,6 @@ lws_vhost* create_ipc_vhost(lws_context* context, const DaemonConfig& config,
 int run_daemon(const DaemonConfig& config) {
     ::umask(0007);  // nothing we create is for other users
     UniqueFd instance_lock = lock_instance(config.events_socket);
-    install_signal_handlers();
     lws_set_log_level(LLL_ERR | LLL_WARN, emit_lws_log);
 
     if (config.allowed_origins.empty()) {
@@ -129,10 +100,10 @@ int run_daemon(const DaemonConfig& config) {
                  "SHOPCAST_ALLOWED_ORIGINS is empty: browsers (which send Origin) are refused");
     }
     TelegramAuthenticator authenticator(config.auth);
-    LwsSessionWaker waker;
+    LwsSessionTransport transport;
     RestoredEngine restored = restore_engine(config, now_ms() / 1000);
     Hub hub(config.limits, std::move(restored.history), std::move(restored.idempotency),
-            authenticator, waker, now_ms);
+            authenticator, transport, now_ms);
     IpcListener ipc_listener(hub);
 
     const std::array<lws_protocols, 2> websocket_protocols{websocket_protocol(), lws_protocols{}};
@@ -153,11 +124,12 @@ int run_daemon(const DaemonConfig& config) {
                                         std::to_string(fd_limit) + ") allows");
     }
     info.max_http_header_data = 8192;
+    ServiceLoop loop;  // destroyed after everything the context's callbacks use
     // Declared before the context: lws may call back into a vhost's user data while it is torn
     // down.
     std::deque<WebSocketContext> listener_contexts;
-    ContextPtr context(lws_create_context(&info));
-    if (!context) throw ConfigError("cannot create the libwebsockets context");
+    lws_context* context = loop.create_context(info);
+    if (context == nullptr) throw ConfigError("cannot create the libwebsockets context");
 
     ListenerSettings listener_settings;
     listener_settings.protocols = websocket_protocols.data();
@@ -166,8 +138,8 @@ int run_daemon(const DaemonConfig& config) {
     listener_settings.shared.allowed_origins = &config.allowed_origins;
     listener_settings.shared.trusted_proxies = &config.trusted_proxies;
     listener_settings.shared.live_hold_ms = config.live_hold_ms;
-    create_websocket_listeners(context.get(), config, listener_settings, listener_contexts);
-    if (!create_ipc_vhost(context.get(), config, ipc_protocols.data(), ipc_listener)) {
+    create_websocket_listeners(context, config, listener_settings, listener_contexts);
+    if (!create_ipc_vhost(context, config, ipc_protocols.data(), ipc_listener)) {
         throw ConfigError("cannot listen for events on " + config.events_socket);
     }
 
@@ -175,20 +147,17 @@ int run_daemon(const DaemonConfig& config) {
     restrict_unix_listeners(config);
     ::chmod(config.events_socket.c_str(), 0660);
 
-    WatchdogTimer watchdog{{}, context.get(), watchdog_ping_interval_usec()};
+    WatchdogTimer watchdog{{}, context, watchdog_ping_interval_usec()};
     if (watchdog.interval > 0) ping_watchdog(&watchdog.timer);
     notify_systemd("READY=1");
-    log_line(LogLevel::info, "shopcastd ready: websockets on " + describe_listeners(config) +
-                                 ", events on " + config.events_socket + ", epoch " +
-                                 hub.history().epoch());
+    log_line(LogLevel::info,
+             "shopcastd ready: websockets on " + describe_listeners(config) + ", events on " +
+                 config.events_socket + ", epoch " + hub.history().epoch() +
+                 (loop.uses_libuv() ? ", libuv event loop" : ", poll() event loop"));
 
-    context_to_wake.store(context.get());
-    const ServiceOutcome outcome =
-        serve_until_stopped([&] { return lws_service(context.get(), 0); }, stop_requested);
-    if (outcome == ServiceOutcome::failed) {
+    if (loop.run() == ServiceOutcome::failed) {
         // Exit non-zero so that systemd's Restart=on-failure starts a fresh daemon.
         log_line(LogLevel::error, "the event loop failed; exiting so that the service restarts");
-        context_to_wake.store(nullptr);
         return 1;
     }
 
@@ -196,18 +165,9 @@ int run_daemon(const DaemonConfig& config) {
     log_line(LogLevel::info,
              "stopping: closing " + std::to_string(hub.session_count()) + " connections with 1001");
     hub.close_all(1001, "server restarting; reconnect and resume");
-    const auto deadline = std::chrono::steady_clock::now() + kShutdownGrace;
-    lws_sorted_usec_list_t deadline_timer{};
-    lws_sul_schedule(context.get(), 0, &deadline_timer, wake_service_loop,
-                     std::chrono::duration_cast<std::chrono::microseconds>(kShutdownGrace).count());
-    while (hub.session_count() > 0 && std::chrono::steady_clock::now() < deadline) {
-        if (lws_service(context.get(), 0) < 0) break;
-    }
-    lws_sul_cancel(&deadline_timer);
+    loop.run_until([&hub] { return hub.session_count() == 0; }, kShutdownGrace);
     save_engine(config, hub);
     if (watchdog.interval > 0) lws_sul_cancel(&watchdog.timer);
-    context_to_wake.store(nullptr);
-    context.reset();
     remove_unix_listeners(config);
     ::unlink(config.events_socket.c_str());
     log_line(LogLevel::info, "stopped");

@@ -9,10 +9,11 @@
 namespace shopcast {
 namespace {
 
-static_assert(LWS_PRE <= kFrameHeadroom, "SharedFrame headroom must fit the WebSocket header");
-
 constexpr int kCloseMessageTooBig = 1009;
-constexpr std::size_t kMaxEventFrameBytes = 72 * 1024;
+// lws sends at most this much of one write at once and buffers the rest: above the Hub's batch.
+constexpr std::size_t kMaxWriteBytes = 72 * 1024;
+// A connection asked to close whose socket never drains enough to take the close frame.
+constexpr int kCloseDrainTimeoutSeconds = 30;
 
 // Per-connection data lws allocates zeroed; it only points at the Hub-owned Session.
 struct ConnectionData {
@@ -106,22 +107,35 @@ int receive_fragment(lws* wsi, ConnectionData& data, std::string_view fragment) 
     return 0;
 }
 
-// One lws_write per callback, as lws requires; re-arms while more is due.
-int write_next(lws* wsi, Session& session) {
-    Hub& hub = *context_of(wsi).hub;
-    if (session.close && session.control.empty()) {
-        std::string reason = session.close->reason;
-        lws_close_reason(wsi, static_cast<lws_close_status>(session.close->code),
-                         reinterpret_cast<unsigned char*>(reason.data()), reason.size());
-        return -1;
-    }
-    if (FramePtr frame = hub.next_frame(session)) {
-        if (lws_write(wsi, frame->payload_for_writer(), frame->size(), LWS_WRITE_TEXT) <
-            static_cast<int>(frame->size())) {
+// The close frame goes out like an event, as raw bytes behind whatever is still buffered, and the
+// connection ends once lws has sent it all: lws' own close path would wait for another
+// writeable pass that a congested socket may not give it before its 5 s timer.
+int close_connection(lws* wsi, Session& session) {
+    if (!session.close_written) {
+        const std::string& reason = session.close->reason;
+        const std::size_t reason_length = std::min<std::size_t>(reason.size(), 123);
+        std::array<unsigned char, 2 + 2 + 123> frame{};
+        frame[0] = 0x88;  // FIN + close opcode
+        frame[1] = static_cast<unsigned char>(2 + reason_length);
+        frame[2] = static_cast<unsigned char>(session.close->code >> 8);
+        frame[3] = static_cast<unsigned char>(session.close->code & 0xff);
+        std::copy_n(reason.begin(), reason_length, frame.begin() + 4);
+        const std::size_t length = 4 + reason_length;
+        if (lws_write(wsi, frame.data(), length, LWS_WRITE_RAW) < static_cast<int>(length)) {
             return -1;
         }
+        session.close_written = true;
     }
-    if (hub.wants_write(session)) lws_callback_on_writable(wsi);
+    if (lws_partial_buffered(wsi)) {
+        lws_callback_on_writable(wsi);
+        return 0;
+    }
+    return -1;
+}
+
+int write_next(lws* wsi, Session& session) {
+    if (session.close && session.control.empty()) return close_connection(wsi, session);
+    context_of(wsi).hub->on_writeable(session);
     return 0;
 }
 
@@ -158,9 +172,38 @@ int callback(lws* wsi, lws_callback_reasons reason, void* user, void* in, std::s
 
 }  // namespace
 
-void LwsSessionWaker::wake(Session& session) {
-    if (session.transport != nullptr) {
-        lws_callback_on_writable(static_cast<lws*>(session.transport));
+// The frames are complete WebSocket frames, so they go out as raw bytes: lws passes them through
+// TLS when there is TLS and keeps what the socket did not take in the connection's buflist.
+SendResult LwsSessionTransport::send(Session& session, std::span<const SharedFrame* const> frames) {
+    auto* wsi = static_cast<lws*>(session.transport);
+    if (wsi == nullptr) return SendResult::dropped;
+    unsigned char* bytes = nullptr;
+    std::size_t length = 0;
+    if (frames.size() == 1) {
+        const auto wire = frames.front()->wire();
+        bytes = const_cast<unsigned char*>(wire.data());  // lws only reads a raw write
+        length = wire.size();
+    } else {
+        cork_.clear();
+        for (const SharedFrame* frame : frames) {
+            const auto wire = frame->wire();
+            cork_.insert(cork_.end(), wire.begin(), wire.end());
+        }
+        bytes = cork_.data();
+        length = cork_.size();
+    }
+    if (lws_write(wsi, bytes, length, LWS_WRITE_RAW) < static_cast<int>(length)) {
+        return SendResult::dropped;
+    }
+    return lws_partial_buffered(wsi) ? SendResult::backpressure : SendResult::sent;
+}
+
+void LwsSessionTransport::wake(Session& session) {
+    auto* wsi = static_cast<lws*>(session.transport);
+    if (wsi == nullptr) return;
+    lws_callback_on_writable(wsi);
+    if (session.close && session.choked) {
+        lws_set_timeout(wsi, PENDING_TIMEOUT_USER_OK, kCloseDrainTimeoutSeconds);
     }
 }
 
@@ -170,7 +213,7 @@ lws_protocols websocket_protocol() {
     protocol.callback = guarded_callback<callback>;
     protocol.per_session_data_size = sizeof(ConnectionData);
     protocol.rx_buffer_size = 1024;  // small: browsers send tiny messages, assembled in Session
-    protocol.tx_packet_size = kMaxEventFrameBytes;  // an event is written in one piece
+    protocol.tx_packet_size = kMaxWriteBytes;  // a corked batch is written in one piece
     return protocol;
 }
 

@@ -21,10 +21,14 @@ struct WebSocketContext {
     std::string listener_name;  // the vhost's name: lws keeps the pointer, not a copy
 };
 
-// Asks lws for a write opportunity on the session's connection.
-class LwsSessionWaker final : public SessionWaker {
+// Writes the Hub's pre-framed bytes to a session's connection and reports lws' backpressure.
+class LwsSessionTransport final : public SessionTransport {
   public:
+    SendResult send(Session& session, std::span<const SharedFrame* const> frames) override;
     void wake(Session& session) override;
+
+  private:
+    std::vector<unsigned char> cork_;  // several frames copied into one send
 };
 
 lws_protocols websocket_protocol();

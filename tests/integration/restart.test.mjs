@@ -19,10 +19,7 @@ const RESTART_SPREAD_MS = 5000; // web/shopcast-client.js's restartSpreadMs defa
 let stack;
 
 before(async () => {
-  stack = await startTestStack({
-    // until the per-address default admits crowds (issue 8)
-    daemonEnv: { SHOPCAST_MAX_CONNECTIONS_PER_IP: String(CLIENTS + 100) },
-  });
+  stack = await startTestStack();
 });
 
 after(async () => {

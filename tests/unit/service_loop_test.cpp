@@ -1,7 +1,7 @@
 // What keeps shopcastd from dying silently: a failing event loop is reported (the daemon then
 // exits non-zero, so systemd restarts it), and an exception inside a callback closes one
 // connection instead of unwinding through C.
-#include "daemon/core/service_loop.h"
+#include "daemon/core/serve_until.h"
 #include "daemon/core/call_guarded.h"
 
 #include <gtest/gtest.h>

@@ -1,4 +1,4 @@
-// The daemon's main loop, apart from the event library so that its exits can be tested.
+// How the daemon's main loop ends, apart from the event library so that its exits can be tested.
 #pragma once
 
 #include <csignal>

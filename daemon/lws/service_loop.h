@@ -1,0 +1,43 @@
+// The event loop the lws context runs on: libuv (epoll) when lws' libuv plugin loads, else
+// lws' own poll() loop, which scans every descriptor on each pass.
+#pragma once
+
+#include <libwebsockets.h>
+#include <uv.h>
+
+#include <chrono>
+#include <functional>
+
+#include "daemon/core/serve_until.h"
+
+namespace shopcast {
+
+// One per daemon, on the service thread. Also owns SIGTERM/SIGINT handling: both end run().
+class ServiceLoop {
+  public:
+    ServiceLoop();
+    ~ServiceLoop();  // destroys the context, then the loop
+    ServiceLoop(const ServiceLoop&) = delete;
+    ServiceLoop& operator=(const ServiceLoop&) = delete;
+
+    // Creates the context, on libuv when possible. nullptr when neither loop works.
+    lws_context* create_context(lws_context_creation_info info);
+    bool uses_libuv() const { return uv_running_; }
+
+    // Services until SIGTERM or SIGINT (stop_requested), or until the loop breaks (failed).
+    ServiceOutcome run();
+    // Services until done() or the deadline, whichever comes first.
+    void run_until(const std::function<bool()>& done, std::chrono::steady_clock::duration limit);
+
+  private:
+    void close_uv_handles();
+
+    lws_context* context_ = nullptr;
+    uv_loop_t loop_{};
+    uv_signal_t sigterm_{};
+    uv_signal_t sigint_{};
+    uv_timer_t deadline_{};
+    bool uv_running_ = false;
+};
+
+}  // namespace shopcast
