@@ -12,7 +12,7 @@ using Kind = ListenAddress::Kind;
 
 lws_vhost* create_vhost(lws_context* context, const DaemonConfig& config,
                         const ListenAddress& address, const ListenerSettings& settings,
-                        WebSocketContext& user) {
+                        WebSocketContext& user, bool listen) {
     // Browsers send no subprotocol: the per-vhost option "default" binds them to ours.
     static const lws_protocol_vhost_options default_option{nullptr, nullptr, "default", "1"};
     static const lws_protocol_vhost_options protocol_options{nullptr, &default_option, "shopcast",
@@ -25,14 +25,19 @@ lws_vhost* create_vhost(lws_context* context, const DaemonConfig& config,
     info.retry_and_idle_policy = settings.keepalive;
     // Without FAIL_UPON_UNABLE_TO_BIND a failed bind still returns a vhost listening on nothing.
     info.options = LWS_SERVER_OPTION_FAIL_UPON_UNABLE_TO_BIND;
-    if (address.kind == Kind::unix_socket) {
+    if (!listen) {
+        // systemd holds the listening socket; an accept pump hands its connections over.
+        info.port = CONTEXT_PORT_NO_LISTEN_SERVER;
+    } else if (address.kind == Kind::unix_socket) {
         info.options |= LWS_SERVER_OPTION_UNIX_SOCK;
         info.iface = address.unix_path.c_str();
         info.port = 0;
         return lws_create_vhost(context, &info);
     }
-    info.iface = address.host.c_str();
-    info.port = address.port;
+    if (listen) {
+        info.iface = address.host.c_str();
+        info.port = address.port;
+    }
     if (address.ipv6) {
         // IPv6 only: an IPv4 address is its own entry, so [::]:P and 0.0.0.0:P can coexist.
         info.options |= LWS_SERVER_OPTION_IPV6_V6ONLY_MODIFY | LWS_SERVER_OPTION_IPV6_V6ONLY_VALUE;
@@ -57,29 +62,28 @@ bool needs_tls(const DaemonConfig& config) {
 
 void create_websocket_listeners(lws_context* context, const DaemonConfig& config,
                                 const ListenerSettings& settings,
-                                std::deque<WebSocketContext>& contexts) {
+                                std::deque<WebSocketContext>& contexts,
+                                HandedOverSockets& handed_over, std::deque<AcceptPump>& pumps,
+                                std::vector<std::string>& own_socket_paths) {
     for (const ListenAddress& address : config.ws_listeners) {
         WebSocketContext& user = contexts.emplace_back(settings.shared);
         user.unix_listener = address.kind == Kind::unix_socket;
         user.listener_name = address.describe();
-        if (!create_vhost(context, config, address, settings, user)) {
+        UniqueFd socket = address.kind == Kind::unix_socket
+                              ? handed_over.take_unix(address.unix_path)
+                              : handed_over.take_tcp(address.host, address.port);
+        const bool listen = !socket.valid();
+        lws_vhost* vhost = create_vhost(context, config, address, settings, user, listen);
+        if (vhost == nullptr) {
             std::string why = "cannot listen for WebSockets on " + address.describe();
             if (address.kind == Kind::tls) why += " (is the certificate and key readable?)";
             throw ConfigError(why);
         }
-    }
-}
-
-void restrict_unix_listeners(const DaemonConfig& config) {
-    // Read-write for the owner and the group shared with nginx, nothing else.
-    for (const ListenAddress& address : config.ws_listeners) {
-        if (address.kind == Kind::unix_socket) ::chmod(address.unix_path.c_str(), 0660);
-    }
-}
-
-void remove_unix_listeners(const DaemonConfig& config) {
-    for (const ListenAddress& address : config.ws_listeners) {
-        if (address.kind == Kind::unix_socket) ::unlink(address.unix_path.c_str());
+        if (!listen) {
+            pumps.push_back(AcceptPump{std::move(socket), vhost});
+        } else if (address.kind == Kind::unix_socket) {
+            own_socket_paths.push_back(address.unix_path);
+        }
     }
 }
 

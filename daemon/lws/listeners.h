@@ -4,8 +4,11 @@
 #include <libwebsockets.h>
 
 #include <deque>
+#include <string>
+#include <vector>
 
 #include "daemon/daemon_config.h"
+#include "daemon/lws/socket_handover.h"
 #include "daemon/lws/ws_protocol.h"
 
 namespace shopcast {
@@ -21,14 +24,15 @@ struct ListenerSettings {
 bool needs_tls(const DaemonConfig& config);
 
 // Creates a vhost for each listener, in order. `contexts` receives each vhost's user data
-// (a deque: elements never move). Throws ConfigError naming the listener that failed.
+// (a deque: elements never move). A listener whose socket systemd handed over gets a vhost
+// without a listener of its own and an entry in `pumps`; the Unix sockets it created itself go
+// to `own_socket_paths` (to chmod now and remove at exit). Throws ConfigError naming the
+// listener that failed.
 void create_websocket_listeners(lws_context* context, const DaemonConfig& config,
                                 const ListenerSettings& settings,
-                                std::deque<WebSocketContext>& contexts);
-
-// Unix-socket listeners: chmod after bind, unlink on exit.
-void restrict_unix_listeners(const DaemonConfig& config);
-void remove_unix_listeners(const DaemonConfig& config);
+                                std::deque<WebSocketContext>& contexts,
+                                HandedOverSockets& handed_over, std::deque<AcceptPump>& pumps,
+                                std::vector<std::string>& own_socket_paths);
 
 std::string describe_listeners(const DaemonConfig& config);
 

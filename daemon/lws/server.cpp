@@ -72,12 +72,17 @@ std::int64_t now_ms() {
     return duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count();
 }
 
+// `listen` false: systemd holds the socket and an accept pump hands its connections over.
 lws_vhost* create_ipc_vhost(lws_context* context, const DaemonConfig& config,
-                            const lws_protocols* protocols, IpcListener& user) {
+                            const lws_protocols* protocols, IpcListener& user, bool listen) {
     lws_context_creation_info info{};
     info.vhost_name = "events";
     info.protocols = protocols;
     info.user = &user;
+    if (!listen) {
+        info.port = CONTEXT_PORT_NO_LISTEN_SERVER;
+        return lws_create_vhost(context, &info);
+    }
     info.options = LWS_SERVER_OPTION_UNIX_SOCK |
                    LWS_SERVER_OPTION_ADOPT_APPLY_LISTEN_ACCEPT_CONFIG |
                    LWS_SERVER_OPTION_FAIL_UPON_UNABLE_TO_BIND;
@@ -86,6 +91,25 @@ lws_vhost* create_ipc_vhost(lws_context* context, const DaemonConfig& config,
     info.listen_accept_role = "raw-skt";
     info.listen_accept_protocol = kIpcProtocolName;
     return lws_create_vhost(context, &info);
+}
+
+// The vhost that watches handed-over listening sockets, and one pump per socket.
+void start_accept_pumps(lws_context* context, const lws_protocols* protocols,
+                        std::deque<AcceptPump>& pumps) {
+    if (pumps.empty()) return;
+    lws_context_creation_info info{};
+    info.vhost_name = "handed-over";
+    info.protocols = protocols;
+    info.port = CONTEXT_PORT_NO_LISTEN_SERVER;
+    lws_vhost* vhost = lws_create_vhost(context, &info);
+    if (vhost == nullptr) throw ConfigError("cannot serve the sockets systemd handed over");
+    for (AcceptPump& pump : pumps) {
+        if (!start_accept_pump(vhost, pump)) {
+            throw ConfigError("cannot serve a socket systemd handed over");
+        }
+    }
+    log_line(LogLevel::info,
+             std::to_string(pumps.size()) + " listening socket(s) handed over by systemd");
 }
 
 }  // namespace
@@ -124,6 +148,10 @@ int run_daemon(const DaemonConfig& config) {
                                         std::to_string(fd_limit) + ") allows");
     }
     info.max_http_header_data = 8192;
+    HandedOverSockets handed_over = HandedOverSockets::from_systemd();
+    std::deque<AcceptPump> accept_pumps;  // outlives the context: its wsis point at them
+    std::vector<std::string> own_socket_paths;
+    const std::array<lws_protocols, 2> pump_protocols{accept_pump_protocol(), lws_protocols{}};
     ServiceLoop loop;  // destroyed after everything the context's callbacks use
     // Declared before the context: lws may call back into a vhost's user data while it is torn
     // down.
@@ -138,14 +166,26 @@ int run_daemon(const DaemonConfig& config) {
     listener_settings.shared.allowed_origins = &config.allowed_origins;
     listener_settings.shared.trusted_proxies = &config.trusted_proxies;
     listener_settings.shared.live_hold_ms = config.live_hold_ms;
-    create_websocket_listeners(context, config, listener_settings, listener_contexts);
-    if (!create_ipc_vhost(context, config, ipc_protocols.data(), ipc_listener)) {
+    create_websocket_listeners(context, config, listener_settings, listener_contexts, handed_over,
+                               accept_pumps, own_socket_paths);
+    UniqueFd events_socket = handed_over.take_unix(config.events_socket);
+    lws_vhost* events_vhost = create_ipc_vhost(context, config, ipc_protocols.data(), ipc_listener,
+                                               !events_socket.valid());
+    if (events_vhost == nullptr) {
         throw ConfigError("cannot listen for events on " + config.events_socket);
     }
+    if (events_socket.valid()) {
+        accept_pumps.push_back(
+            AcceptPump{std::move(events_socket), events_vhost, kIpcProtocolName});
+    } else {
+        own_socket_paths.push_back(config.events_socket);
+    }
+    handed_over.close_unclaimed();
+    start_accept_pumps(context, pump_protocols.data(), accept_pumps);
 
     // Read-write for the owner and the group shared with nginx and shopcast-fcgi, nothing else.
-    restrict_unix_listeners(config);
-    ::chmod(config.events_socket.c_str(), 0660);
+    // (Sockets systemd made keep the mode their unit gives them.)
+    for (const std::string& path : own_socket_paths) ::chmod(path.c_str(), 0660);
 
     WatchdogTimer watchdog{{}, context, watchdog_ping_interval_usec()};
     if (watchdog.interval > 0) ping_watchdog(&watchdog.timer);
@@ -162,14 +202,15 @@ int run_daemon(const DaemonConfig& config) {
     }
 
     notify_systemd("STOPPING=1");
+    // From here on new connections wait in the backlog for the next daemon.
+    for (AcceptPump& pump : accept_pumps) stop_accept_pump(pump);
     log_line(LogLevel::info,
              "stopping: closing " + std::to_string(hub.session_count()) + " connections with 1001");
     hub.close_all(1001, "server restarting; reconnect and resume");
     loop.run_until([&hub] { return hub.session_count() == 0; }, kShutdownGrace);
     save_engine(config, hub);
     if (watchdog.interval > 0) lws_sul_cancel(&watchdog.timer);
-    remove_unix_listeners(config);
-    ::unlink(config.events_socket.c_str());
+    for (const std::string& path : own_socket_paths) ::unlink(path.c_str());
     log_line(LogLevel::info, "stopped");
     return 0;
 }

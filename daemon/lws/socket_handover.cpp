@@ -117,8 +117,7 @@ HandedOverSockets HandedOverSockets::from_systemd() {
     HandedOverSockets sockets;
     const int count = sd_listen_fds(1);  // 1: unset $LISTEN_*, children must not inherit them
     if (count < 0) {
-        log_line(LogLevel::warning,
-                 std::string("ignoring $LISTEN_FDS: ") + std::strerror(-count));
+        log_line(LogLevel::warning, std::string("ignoring $LISTEN_FDS: ") + std::strerror(-count));
         return sockets;
     }
     for (int fd = SD_LISTEN_FDS_START; fd < SD_LISTEN_FDS_START + count; ++fd) {
@@ -129,9 +128,8 @@ HandedOverSockets HandedOverSockets::from_systemd() {
 }
 
 UniqueFd HandedOverSockets::take_unix(const std::string& path) {
-    return take_matching(fds_, [&](int fd) {
-        return is_listening_stream(fd) && bound_to_unix_path(fd, path);
-    });
+    return take_matching(
+        fds_, [&](int fd) { return is_listening_stream(fd) && bound_to_unix_path(fd, path); });
 }
 
 UniqueFd HandedOverSockets::take_tcp(const std::string& host, int port) {

@@ -333,7 +333,9 @@ export class Stack extends EventEmitter {
         return listeners.join(',');
     }
 
-    async startDaemon(extraEnv = {}) {
+    // The daemon's program and environment, as startDaemon runs it; a test that starts the
+    // daemon another way (e.g. under a socket holder) uses the same.
+    daemonLaunch(extraEnv = {}) {
         const tls = this.directTlsPort !== undefined ? { SHOPCAST_TLS_CERT_FILE: this.cert, SHOPCAST_TLS_KEY_FILE: this.key } : {};
         const env = Stack.mergeEnv(
             this.baseEnv(),
@@ -347,7 +349,12 @@ export class Stack extends EventEmitter {
             this.daemonEnv,
             extraEnv,
         );
-        await this.daemon.start(path.join(this.binDir, 'shopcastd'), [], env);
+        return { command: path.join(this.binDir, 'shopcastd'), env };
+    }
+
+    async startDaemon(extraEnv = {}) {
+        const { command, env } = this.daemonLaunch(extraEnv);
+        await this.daemon.start(command, [], env);
         await this.daemon.waitForLine(/shopcastd ready/);
     }
 

@@ -85,7 +85,8 @@ int main(int argc, char** argv) {
     for (;;) {
         int status = 0;
         if (daemon > 0 && ::waitpid(daemon, &status, WNOHANG) == daemon) {
-            std::printf("exited %d\n", WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status));
+            std::printf("exited %d\n",
+                        WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status));
             daemon = 0;
         }
         pollfd in{0, POLLIN, 0};
