@@ -152,10 +152,10 @@ int run_daemon(const DaemonConfig& config) {
     std::deque<AcceptPump> accept_pumps;  // outlives the context: its wsis point at them
     std::vector<std::string> own_socket_paths;
     const std::array<lws_protocols, 2> pump_protocols{accept_pump_protocol(), lws_protocols{}};
-    ServiceLoop loop;  // destroyed after everything the context's callbacks use
-    // Declared before the context: lws may call back into a vhost's user data while it is torn
-    // down.
+    // Declared before the loop, which owns the context: lws calls back into a vhost's user data
+    // while the context is torn down.
     std::deque<WebSocketContext> listener_contexts;
+    ServiceLoop loop;  // destroyed after everything the context's callbacks use
     lws_context* context = loop.create_context(info);
     if (context == nullptr) throw ConfigError("cannot create the libwebsockets context");
 
