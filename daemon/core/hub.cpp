@@ -42,13 +42,14 @@ std::string_view resync_reason(ResumeVerdict verdict) {
 }  // namespace
 
 Hub::Hub(HubLimits limits, History history, IdempotencyCache idempotency,
-         const TelegramAuthenticator& authenticator, SessionTransport& transport, Clock clock)
+         const TelegramAuthenticator& authenticator, SessionTransport& transport, Clocks clocks)
     : limits_(limits),
       history_(std::move(history)),
       idempotency_(std::move(idempotency)),
       authenticator_(authenticator),
       transport_(transport),
-      clock_(std::move(clock)),
+      clock_(std::move(clocks.steady)),
+      wall_clock_(std::move(clocks.wall)),
       delivered_seq_(history_.last_seq()),
       admission_(limits.max_connections, limits.max_connections_per_ip) {
     batch_.reserve(kMaxBatchFrames);
@@ -229,10 +230,9 @@ void Hub::close_all(int code, std::string_view reason) {
 
 SavedState Hub::save_state() const {
     SavedState state;
-    const std::int64_t now_seconds = clock_() / 1000;
-    state.saved_at_unix = now_seconds;
+    state.saved_at_unix = wall_clock_() / 1000;
     history_.save_into(state);
-    idempotency_.save_into(state, now_seconds);
+    idempotency_.save_into(state, clock_() / 1000);
     return state;
 }
 
@@ -313,7 +313,7 @@ void Hub::handle_auth(Session& session, std::string_view init_data) {
         refuse_action(session, "auth not configured");
         return;
     }
-    AuthOutcome outcome = authenticator_.verify(init_data, clock_() / 1000);
+    AuthOutcome outcome = authenticator_.verify(init_data, wall_clock_() / 1000);
     if (!outcome.ok) {
         refuse_action(session, "auth failed: " + outcome.error);
         return;

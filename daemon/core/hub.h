@@ -34,10 +34,17 @@ struct HubLimits {
 // One per daemon, used only on the service thread. Owns every Session and the History.
 class Hub final : public EventSink {
   public:
-    using Clock = std::function<std::int64_t()>;  // milliseconds since the Unix epoch
+    using Clock = std::function<std::int64_t()>;  // milliseconds
+    // Limits, stall timeouts and Idempotency-Key TTLs run on `steady` (monotonic: a step of the
+    // wall clock must not expire keys or close clients early); only Telegram's auth_date and
+    // the time a state file was saved need `wall` (since the Unix epoch).
+    struct Clocks {
+        Clock steady;
+        Clock wall;
+    };
 
     Hub(HubLimits limits, History history, IdempotencyCache idempotency,
-        const TelegramAuthenticator& authenticator, SessionTransport& transport, Clock clock);
+        const TelegramAuthenticator& authenticator, SessionTransport& transport, Clocks clocks);
 
     Admission admit(std::string_view client_ip) const;
     // Registers a connection and queues its `hello`. Live events are held until release_hold().
@@ -82,7 +89,8 @@ class Hub final : public EventSink {
     IdempotencyCache idempotency_;
     const TelegramAuthenticator& authenticator_;
     SessionTransport& transport_;
-    Clock clock_;
+    Clock clock_;  // steady
+    Clock wall_clock_;
     std::uint64_t delivered_seq_ = 0;        // the newest event deliver_published() has fanned out
     std::vector<const SharedFrame*> batch_;  // scratch for flush(), reused to avoid allocations
     std::vector<std::unique_ptr<Session>> sessions_;

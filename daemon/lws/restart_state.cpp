@@ -13,7 +13,7 @@ std::string state_path(const DaemonConfig& config) {
 
 }  // namespace
 
-RestoredEngine restore_engine(const DaemonConfig& config, std::int64_t now_unix) {
+RestoredEngine restore_engine(const DaemonConfig& config, std::int64_t now, std::int64_t now_unix) {
     RestoredEngine engine{History(new_epoch(), config.history_events, config.history_bytes),
                           IdempotencyCache(config.idempotency_ttl_seconds, 100000)};
     if (config.state_directory.empty()) return engine;
@@ -27,7 +27,7 @@ RestoredEngine restore_engine(const DaemonConfig& config, std::int64_t now_unix)
         return engine;
     }
     engine.history.restore_from(*load.state);
-    engine.idempotency.restore_from(*load.state, now_unix, now_unix - load.state->saved_at_unix);
+    engine.idempotency.restore_from(*load.state, now, now_unix - load.state->saved_at_unix);
     log_line(LogLevel::info, "continuing epoch " + engine.history.epoch() + " with " +
                                  std::to_string(engine.history.size()) + " events and " +
                                  std::to_string(engine.idempotency.size()) +

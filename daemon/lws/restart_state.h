@@ -17,7 +17,8 @@ struct RestoredEngine {
 
 // The previous run's history and keys when its state file is sound, else a new epoch (and a
 // log line saying why). Either way the file is gone afterwards.
-RestoredEngine restore_engine(const DaemonConfig& config, std::int64_t now_unix);
+// `now` is the Idempotency-Keys' (monotonic) clock; the downtime is measured on the wall clock.
+RestoredEngine restore_engine(const DaemonConfig& config, std::int64_t now, std::int64_t now_unix);
 // Writes the state file after the last connection closed; logs the outcome.
 void save_engine(const DaemonConfig& config, const Hub& hub);
 

@@ -67,7 +67,12 @@ void ping_watchdog(lws_sorted_usec_list_t* timer) {
     lws_sul_schedule(watchdog->context, 0, &watchdog->timer, ping_watchdog, watchdog->interval);
 }
 
-std::int64_t now_ms() {
+std::int64_t steady_ms() {
+    using namespace std::chrono;
+    return duration_cast<milliseconds>(steady_clock::now().time_since_epoch()).count();
+}
+
+std::int64_t wall_ms() {
     using namespace std::chrono;
     return duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count();
 }
@@ -125,9 +130,9 @@ int run_daemon(const DaemonConfig& config) {
     }
     TelegramAuthenticator authenticator(config.auth);
     LwsSessionTransport transport;
-    RestoredEngine restored = restore_engine(config, now_ms() / 1000);
+    RestoredEngine restored = restore_engine(config, steady_ms() / 1000, wall_ms() / 1000);
     Hub hub(config.limits, std::move(restored.history), std::move(restored.idempotency),
-            authenticator, transport, now_ms);
+            authenticator, transport, Hub::Clocks{steady_ms, wall_ms});
     IpcListener ipc_listener(hub);
 
     const std::array<lws_protocols, 2> websocket_protocols{websocket_protocol(), lws_protocols{}};

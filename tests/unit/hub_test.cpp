@@ -94,9 +94,10 @@ class HubTest : public testing::Test {
   protected:
     void make_hub(HubLimits limits = {}, std::size_t history_events = 1000,
                   std::size_t history_bytes = 1 << 24) {
-        hub_ = std::make_unique<Hub>(limits, History(kEpoch, history_events, history_bytes),
-                                     IdempotencyCache(300, 10000), authenticator_, transport_,
-                                     [this] { return now_ms_; });
+        hub_ = std::make_unique<Hub>(
+            limits, History(kEpoch, history_events, history_bytes), IdempotencyCache(300, 10000),
+            authenticator_, transport_,
+            Hub::Clocks{[this] { return now_ms_; }, [this] { return wall_ms_; }});
     }
 
     void SetUp() override { make_hub(); }
@@ -172,7 +173,8 @@ class HubTest : public testing::Test {
 
     TelegramAuthenticator authenticator_{TelegramAuthConfig{}};
     RecordingTransport transport_;
-    std::int64_t now_ms_ = 1'700'000'000'000;
+    std::int64_t now_ms_ = 5'000'000;           // the steady clock: limits, timeouts, key TTLs
+    std::int64_t wall_ms_ = 1'700'000'000'000;  // the wall clock: auth_date
     std::unique_ptr<Hub> hub_;
 };
 
@@ -699,6 +701,25 @@ TEST_F(HubTest, ActionsAtAModestPaceAreFine) {
         ASSERT_EQ(types_of(messages), std::vector<std::string>{"subscribed"}) << i;
     }
     EXPECT_FALSE(session.close.has_value());
+}
+
+// Limits and TTLs run on the steady clock: a step of the wall clock (NTP, an operator) neither
+// expires Idempotency-Keys early nor refills a flooding connection's action budget.
+TEST_F(HubTest, AWallClockStepChangesNoLimitOrTtl) {
+    Session& session = open_live();
+    const ipc::PublishAck first = publish_product("5", 1, "step-key");
+    wall_ms_ += 24LL * 3600 * 1000;  // the wall clock jumps a day ahead
+    EXPECT_EQ(publish_product("5", 1, "step-key").status, ipc::AckStatus::duplicate);
+    wall_ms_ -= 48LL * 3600 * 1000;  // and then a day behind where it started
+    EXPECT_EQ(publish_product("5", 1, "step-key").id, first.id);
+
+    for (int i = 0; i < 500 && !session.close.has_value(); ++i) {
+        wall_ms_ += 60'000;  // a minute of wall time per message: no budget comes back
+        hub_->on_text_message(session, R"({"action":"subscribe","shops":[5]})");
+        drain(session);
+    }
+    ASSERT_TRUE(session.close.has_value());
+    EXPECT_EQ(session.close->code, 1008);
 }
 
 TEST(IdempotencyCache, RemembersForTheTtl) {
