@@ -6,7 +6,8 @@
 // State: .dev/ in the repository (rendered nginx.conf, TLS certificate, sockets, access log).
 // Secret: INTERNAL_SECRET if set, else .dev/internal_secret (made once, mode 0600).
 // BOT_TOKEN, SHOPCAST_BOT_ID and any other SHOPCAST_* setting pass through to the services.
-// A service that dies is reported, not restarted. Ctrl-C or SIGTERM stops everything.
+// A service that exits on its own is started again after a second, as systemd's Restart= does
+// (at most 5 times in 30 s, then it stays down and says so). Ctrl-C or SIGTERM stops everything.
 
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
@@ -15,6 +16,10 @@ import path from 'node:path';
 import { repoRoot, startStack } from './stack.mjs';
 
 const devDir = path.join(repoRoot, '.dev');
+// As systemd/shopcastd.service: Restart=on-failure, RestartSec=1s, and a start limit.
+const RESTART_DELAY_MS = 1000;
+const RESTART_BURST = 5;
+const RESTART_WINDOW_MS = 30_000;
 const secretFile = path.join(devDir, 'internal_secret');
 
 // Settings the launcher itself decides; every other SHOPCAST_* variable is passed on.
@@ -96,11 +101,34 @@ async function main() {
         process.exit(1);
     }
 
+    const restarts = { 'shopcastd': [], 'shopcast-fcgi': [] };
+    const start = { 'shopcastd': () => stack.startDaemon(), 'shopcast-fcgi': () => stack.startFcgi() };
     stack.on('exit', (status) => {
         if (status.expected) return;
         // On Ctrl-C every child gets SIGINT too: give our own handler the first word.
-        setTimeout(() => {
-            if (!stopping) console.error(`${status.name} exited (${describeExit(status)}); not restarting`);
+        setTimeout(async () => {
+            if (stopping) return;
+            const recent = restarts[status.name];
+            if (!recent) {
+                console.error(`${status.name} exited (${describeExit(status)}); not restarting it: stop and run scripts/run again`);
+                return;
+            }
+            const now = Date.now();
+            while (recent.length && now - recent[0] > RESTART_WINDOW_MS) recent.shift();
+            if (recent.length >= RESTART_BURST) {
+                console.error(`${status.name} exited (${describeExit(status)}) ${RESTART_BURST} times within ${RESTART_WINDOW_MS / 1000} s; not restarting it again`);
+                return;
+            }
+            recent.push(now);
+            console.error(`${status.name} exited (${describeExit(status)}); starting it again in ${RESTART_DELAY_MS / 1000} s`);
+            await new Promise((resolve) => setTimeout(resolve, RESTART_DELAY_MS));
+            if (stopping) return;
+            try {
+                await start[status.name]();
+                console.error(`${status.name} is running again`);
+            } catch (err) {
+                console.error(`${status.name} did not start again: ${err.message}`);
+            }
         }, 300);
     });
 
