@@ -3,7 +3,7 @@
 // several of these (one process stays well under the 20,000 open-files cap) and drives them over
 // the IPC channel:
 //
-//   parent -> {cmd:'connect', url, origin, count, protocol, concurrency, timeoutMs}
+//   parent -> {cmd:'connect', url, origin, count, protocol, localAddress, concurrency, timeoutMs}
 //          <- {ev:'connected', ok, failed, errors, ms}
 //   parent -> {cmd:'record', run, events}     start a measured run of `events` events (seq 0..events-1)
 //   parent -> {cmd:'progress'}                <- {ev:'progress', received, warm, closed}
@@ -16,6 +16,8 @@
 //
 // protocol 'shopcast': after {"type":"hello","id":C} the client sends {"action":"resume","since":C}
 // so live delivery starts at once; 'plain': a connection is ready when it opens.
+// url may be ws://, wss:// (the certificate is not checked: the benchmark's own, self-signed) or
+// ws+unix:///path/to.sock:/ws; localAddress, when given, is the source address of TCP clients.
 //
 // The process exits by itself when the parent goes away or after BENCH_CLIENT_MAX_SECONDS (600).
 
@@ -101,7 +103,7 @@ function markReady(conn) {
     conn.settle?.(true);
 }
 
-function openOne(url, origin, protocol, timeoutMs) {
+function openOne(url, origin, protocol, localAddress, timeoutMs) {
     return new Promise((resolve) => {
         const conn = { ws: null, ready: false, index: -1, settle: null };
         let settled = false;
@@ -125,6 +127,8 @@ function openOne(url, origin, protocol, timeoutMs) {
             perMessageDeflate: false, // no system gets to compress: same bytes everywhere
             skipUTF8Validation: true, // the load generator's CPU is the scarce resource
             handshakeTimeout: timeoutMs,
+            rejectUnauthorized: false,
+            ...(localAddress ? { localAddress } : {}),
         });
         conn.ws = ws;
         ws.on('open', () => {
@@ -145,7 +149,7 @@ function openOne(url, origin, protocol, timeoutMs) {
     });
 }
 
-async function connect({ url, origin, count, protocol, concurrency = 100, timeoutMs = 15000 }) {
+async function connect({ url, origin, count, protocol, localAddress, concurrency = 100, timeoutMs = 15000 }) {
     const started = now();
     let next = 0;
     let failed = 0;
@@ -153,7 +157,7 @@ async function connect({ url, origin, count, protocol, concurrency = 100, timeou
     const worker = async () => {
         while (next < count) {
             next += 1;
-            const { ok, conn, why } = await openOne(url, origin, protocol, timeoutMs);
+            const { ok, conn, why } = await openOne(url, origin, protocol, localAddress, timeoutMs);
             if (ok) {
                 conn.index = conns.length;
                 conns.push(conn);
