@@ -57,7 +57,7 @@ export function renderChart({ results, settings, facts }) {
     const ns = settings.rampN;
     const w = 420;
     const h = 260;
-    const width = 70 + ns.length * (w + 80);
+    const width = Math.max(900, 70 + ns.length * (w + 80)); // room for the legend
     const height = h + 130;
     const out = [];
     out.push(`<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="sans-serif" font-size="11">`);

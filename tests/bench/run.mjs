@@ -29,7 +29,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { repoRoot } from '../../scripts/lib/stack.mjs';
 import {
-    connectClients, measuredRun, now, ok2xx, publishAtRate, publishClosedLoop, publishOne, stopClients, waitFor,
+    connectClients, killAllClients, measuredRun, now, ok2xx, publishAtRate, publishClosedLoop, publishOne, stopClients, waitFor,
 } from './load.mjs';
 import { cpuSnapshot, memoryDelta, memorySnapshot } from './procfs.mjs';
 import { MAX_CLIENTS, SkipSystem, SYSTEMS, start } from './systems.mjs';
@@ -127,19 +127,21 @@ function buildPlan() {
         groups.get(key).tasks.push(task);
     };
     const on = (s) => settings.scenarios.includes(s);
+    // Cheap and central first, so that a run cut short by BENCH_MAX_SECONDS still has them.
     if (on('latency')) for (const { n, rate } of settings.latency) add(n, { kind: 'latency', rate });
     if (on('ramp')) for (const n of settings.rampN) add(n, { kind: 'ramp' });
+    if (on('post')) add(settings.postN, { kind: 'post', only: settings.systems.filter(hasPublishApi) });
+    if (on('publish')) add(0, { kind: 'publish', only: settings.systems.filter(hasPublishApi) });
     if (on('burst')) add(settings.burstN, { kind: 'burst' });
     if (on('memory')) {
         for (const n of settings.memoryN) add(n, { kind: 'memory' });
         if (settings.wssN > 0) add(settings.wssN, { kind: 'memory', only: ['shopcast-direct'] }, true);
     }
-    if (on('post')) add(settings.postN, { kind: 'post', only: settings.systems.filter(hasPublishApi) });
-    if (on('publish')) add(0, { kind: 'publish', only: settings.systems.filter(hasPublishApi) });
-
     const order = ['memory', 'latency', 'ramp', 'burst', 'post', 'publish'];
+    // Sessions of 10,000 clients or more after the rest: they take longest to connect.
+    const ordered = [...groups.values()].sort((a, b) => (a.n >= settings.heavyN) - (b.n >= settings.heavyN));
     const sessions = [];
-    [...groups.values()].forEach((g, i) => {
+    ordered.forEach((g, i) => {
         const systems = i % 2 === 0 ? settings.systems : [...settings.systems].reverse();
         for (const system of systems) {
             if (g.n > (MAX_CLIENTS[system] ?? MAX_N)) continue;
@@ -397,9 +399,17 @@ function smokeProblems(results, reportFile) {
 
 async function main() {
     const startedAt = Date.now();
+    // At the limit the load generators are killed, which ends the session under way; the report
+    // is written with what was measured. Should stopping take long, everything is killed.
+    let timeUp = false;
     setTimeout(() => {
-        log(`BENCH_MAX_SECONDS=${settings.maxSeconds} reached: stopping everything`);
-        process.exit(1);
+        log(`BENCH_MAX_SECONDS=${settings.maxSeconds} reached: ending the session under way, skipping the rest`);
+        timeUp = true;
+        killAllClients();
+        setTimeout(() => {
+            log('still running 60 s after BENCH_MAX_SECONDS: stopping everything');
+            process.exit(1);
+        }, 60000).unref();
     }, settings.maxSeconds * 1000).unref();
     for (const signal of ['SIGINT', 'SIGTERM']) {
         process.on(signal, () => {
@@ -414,6 +424,11 @@ async function main() {
     const results = [];
     try {
         for (const session of plan) {
+            if (timeUp) {
+                const { system, n, tls, tasks: todo } = session;
+                results.push({ system, n, tls, tasks: todo.map((t) => t.kind), error: `not run: BENCH_MAX_SECONDS=${settings.maxSeconds} reached` });
+                continue;
+            }
             results.push(await runSession(session, tmpRoot));
             await sleep(smoke ? 200 : 1000); // let TIME_WAIT sockets and the page cache settle
         }
@@ -443,7 +458,7 @@ async function main() {
     for (const [what, why] of Object.entries(skipped)) log(`skipped ${what}: ${why}`);
     const failed = results.filter((r) => r.error);
     for (const r of failed) log(`FAILED ${r.system} N=${r.n}: ${r.error}\n${Object.entries(r.logs ?? {}).map(([k, v]) => `--- ${k}\n${v}`).join('\n')}`);
-    if (failed.length) process.exitCode = 1;
+    if (failed.length || timeUp) process.exitCode = 1;
     if (smoke) {
         const problems = smokeProblems(results, settings.output);
         if (problems.length) {
