@@ -49,6 +49,7 @@ class ClientProcess {
             stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
         });
         liveClients.add(this.child);
+        this.child.on('error', (err) => log(`load generator ${this.child.pid}: ${err.message}`));
         this.waiters = [];
         this.child.on('message', (msg) => {
             if (msg.ev === 'error') log(`client ${this.child.pid}: ${msg.message}`);
@@ -62,6 +63,7 @@ class ClientProcess {
         }));
     }
     request(cmd, ev, timeoutMs = 60000) {
+        if (!this.child.connected) return Promise.reject(new Error(`load generator ${this.child.pid} exited`));
         return new Promise((resolve, reject) => {
             const timer = setTimeout(() => reject(new Error(`load generator: no ${ev} within ${timeoutMs} ms`)), timeoutMs);
             this.waiters.push({
@@ -79,7 +81,11 @@ class ClientProcess {
         });
     }
     async exit() {
-        if (this.child.exitCode !== null) return;
+        if (!this.child.connected) {
+            if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill('SIGKILL');
+            await this.exited;
+            return;
+        }
         this.child.send({ cmd: 'exit' });
         const timer = setTimeout(() => this.child.kill('SIGKILL'), 5000);
         await this.exited;
