@@ -8,7 +8,8 @@
 //   latency  BENCH_LATENCY="1000x10 5000x2": N clients x events/s for BENCH_RUN_SECONDS (12):
 //            p50/p90/p99, loss, order, server CPU per delivery, frames per send
 //   ramp     at each of BENCH_RAMP_N (1000 10000) clients, rising fan-out BENCH_RAMP
-//            (deliveries/s; steps under 2 events/s left out), BENCH_STEP_SECONDS (3) each, until a step falls behind
+//            (deliveries/s; steps under 2 events/s left out), BENCH_STEP_SECONDS (3) each, until a step falls
+//            behind twice in a row (a step that fell behind is run once more)
 //   burst    one event to all of BENCH_BURST_N (10000) clients, BENCH_BURST_REPS (5) times
 //   memory   idle memory per connection at BENCH_MEMORY_N (10000 19000), where a system can
 //            hold N; and over wss:// for shopcast-direct at BENCH_WSS_N (2000)
@@ -194,9 +195,10 @@ const tasks = {
     async ramp(ctx) {
         const { sys, clients, connected, name, n } = ctx;
         const steps = [];
-        for (const offered of settings.ramp) {
+        for (let i = 0, retried = false; i < settings.ramp.length; i++) {
+            const offered = settings.ramp[i];
             const rate = offered / connected;
-            if (rate < 2 && offered !== settings.ramp[settings.ramp.length - 1]) continue; // slower steps take too long at large N
+            if (rate < 2 && i < settings.ramp.length - 1) continue; // slower steps take too long at large N
             const count = Math.max(8, Math.round(rate * settings.stepSeconds));
             const step = await measuredRun(sys, clients, connected, { run: `tp${offered}`, count, publish: () => publishAtRate(sys, { run: `tp${offered}`, count, rate }) });
             step.rate = rate;
@@ -206,7 +208,15 @@ const tasks = {
             steps.push(step);
             log(`${name}, N=${n}: ${Math.round(step.offered)} deliveries/s -> ${step.sustained ? 'kept up' : 'fell behind'}: ${step.received}/${step.expected}, ` +
                 `p50 ${step.latencyMs.p50FirstQuarter?.toFixed(1)} -> ${step.latencyMs.p50LastQuarter?.toFixed(1)} ms, p99 ${step.latencyMs.p99?.toFixed(1)} ms`);
-            if (!step.sustained) break;
+            // A shared machine has noisy seconds: a step that fell behind is run once more, and
+            // the ramp ends when it falls behind again.
+            if (step.sustained) {
+                retried = false;
+            } else {
+                if (retried) break;
+                retried = true;
+                i--;
+            }
         }
         return steps;
     },
@@ -231,7 +241,9 @@ const tasks = {
             last: median((r) => r.latencyMs.max),
             cpuUsPerDelivery: median((r) => Object.values(r.serverCpuUsPerDelivery).reduce((a, v) => a + (v ?? 0), 0)),
         };
-        log(`${name}, N=${n}: one event to all: p50 ${summary.p50?.toFixed(1)} ms, p99 ${summary.p99?.toFixed(1)} ms, last ${summary.last?.toFixed(1)} ms (median of ${reps.length})`);
+        const ms = (v) => (v === null ? '–' : v.toFixed(1));
+        log(`${name}, N=${n}: one event to all: p50 ${ms(summary.p50)} ms, p99 ${ms(summary.p99)} ms, last ${ms(summary.last)} ms ` +
+            `(median of ${reps.length}); delivered ${reps.reduce((a, r) => a + r.received, 0)}/${reps.reduce((a, r) => a + r.expected, 0)}`);
         return summary;
     },
 
