@@ -3,7 +3,7 @@
 // several of these (one process stays well under the 20,000 open-files cap) and drives them over
 // the IPC channel:
 //
-//   parent -> {cmd:'connect', url, origin, count, protocol, localAddress, concurrency, timeoutMs}
+//   parent -> {cmd:'connect', url, origin, count, protocol, localAddresses, concurrency, timeoutMs}
 //          <- {ev:'connected', ok, failed, errors, ms}
 //   parent -> {cmd:'record', run, events}     start a measured run of `events` events (seq 0..events-1)
 //   parent -> {cmd:'progress'}                <- {ev:'progress', received, warm, closed}
@@ -17,7 +17,8 @@
 // protocol 'shopcast': after {"type":"hello","id":C} the client sends {"action":"resume","since":C}
 // so live delivery starts at once; 'plain': a connection is ready when it opens.
 // url may be ws://, wss:// (the certificate is not checked: the benchmark's own, self-signed) or
-// ws+unix:///path/to.sock:/ws; localAddress, when given, is the source address of TCP clients.
+// ws+unix:///path/to.sock:/ws; localAddresses, when given, are the source addresses TCP clients
+// take in turn.
 //
 // The process exits by itself when the parent goes away or after BENCH_CLIENT_MAX_SECONDS (600).
 
@@ -149,13 +150,14 @@ function openOne(url, origin, protocol, localAddress, timeoutMs) {
     });
 }
 
-async function connect({ url, origin, count, protocol, localAddress, concurrency = 100, timeoutMs = 15000 }) {
+async function connect({ url, origin, count, protocol, localAddresses = [], concurrency = 100, timeoutMs = 15000 }) {
     const started = now();
     let next = 0;
     let failed = 0;
     const errors = {};
     const worker = async () => {
         while (next < count) {
+            const localAddress = localAddresses.length ? localAddresses[next % localAddresses.length] : undefined;
             next += 1;
             const { ok, conn, why } = await openOne(url, origin, protocol, localAddress, timeoutMs);
             if (ok) {

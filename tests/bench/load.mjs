@@ -93,8 +93,20 @@ class ClientProcess {
     }
 }
 
-// Starts enough load-generator processes for n clients and connects them to sys. Process i
-// binds its TCP clients to 127.0.0.(2 + i), so no source address runs short of ports.
+// Source addresses for TCP clients, 2,000 clients each, taken in turn from 127.0.0.2-250: a
+// bind() to port 0 searches only part of the ephemeral range, and the previous session's
+// sockets in TIME_WAIT still hold their ports for a minute.
+const CLIENTS_PER_ADDRESS = 2000;
+let nextAddress = 2;
+function takeAddresses(count) {
+    return Array.from({ length: Math.ceil(count / CLIENTS_PER_ADDRESS) }, () => {
+        const address = `127.0.0.${nextAddress}`;
+        nextAddress = nextAddress >= 250 ? 2 : nextAddress + 1;
+        return address;
+    });
+}
+
+// Starts enough load-generator processes for n clients and connects them to sys.
 export async function connectClients(sys, n, { procs, log }) {
     const count = Math.min(n, Math.max(procs, Math.ceil(n / PER_PROCESS_MAX)));
     const clients = Array.from({ length: count }, () => new ClientProcess(log));
@@ -109,7 +121,7 @@ export async function connectClients(sys, n, { procs, log }) {
         origin: sys.origin,
         count: share(i),
         protocol: sys.protocol,
-        localAddress: sys.wsUrl.startsWith('ws+unix:') ? undefined : `127.0.0.${2 + i}`,
+        localAddresses: sys.wsUrl.startsWith('ws+unix:') ? [] : takeAddresses(share(i)),
         concurrency: 100,
         timeoutMs: 30000, // a loaded machine takes long to answer thousands of handshakes
     }, 'connected', 180000)));
