@@ -3,12 +3,12 @@
 // flight) and a measured run (publish, wait for the deliveries, collect latencies, CPU and
 // write system calls of the server processes).
 
-import { fork } from 'node:child_process';
+import { fork, spawn } from 'node:child_process';
 import http from 'node:http';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
-import { cpuSnapshot, machineCpu, syscwSnapshot } from './procfs.mjs';
+import { cpuSnapshot, machineCpu } from './procfs.mjs';
 
 const benchDir = path.dirname(fileURLToPath(import.meta.url));
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -240,13 +240,53 @@ export async function publishClosedLoop(sys, { run, inflight, count = Infinity, 
 }
 
 // ------------------------------------------------------------------------------------------------
+// Write-side system calls of the sending processes, counted by `perf stat` on the syscall
+// tracepoints (counting only, no sampling; /proc/PID/io's syscw misses send() and sendto()).
+
+const WRITE_SYSCALLS = ['write', 'writev', 'sendto', 'sendmsg', 'sendmmsg'].map((s) => `syscalls:sys_enter_${s}`).join(',');
+const livePerf = new Set();
+process.on('exit', () => {
+    for (const child of livePerf) child.kill('SIGKILL');
+});
+
+// { name: [pid] } -> { stop(): Promise<{ name: count | null }> }
+async function countWrites(groups) {
+    const counters = Object.entries(groups).filter(([, pids]) => pids.length).map(([name, pids]) => {
+        const child = spawn('perf', ['stat', '-x,', '-e', WRITE_SYSCALLS, '-p', pids.join(',')], { stdio: ['ignore', 'ignore', 'pipe'] });
+        livePerf.add(child);
+        let output = '';
+        child.stderr.on('data', (chunk) => {
+            output += chunk;
+        });
+        const done = new Promise((resolve) => {
+            child.once('error', () => resolve(null)); // no perf here
+            child.once('close', () => {
+                livePerf.delete(child);
+                const counts = output.split('\n').map((line) => line.split(',')).filter((f) => f[2]?.startsWith('syscalls:'));
+                resolve(counts.length ? counts.reduce((a, f) => a + (Number(f[0]) || 0), 0) : null);
+            });
+        });
+        return { name, child, done };
+    });
+    await sleep(200); // perf attaches to the processes
+    return {
+        async stop() {
+            for (const c of counters) c.child.kill('SIGINT');
+            const out = {};
+            for (const c of counters) out[c.name] = await c.done;
+            return out;
+        },
+    };
+}
+
+// ------------------------------------------------------------------------------------------------
 // A measured run: `publish()` sends events `run` 0..count-1; every client records them.
 
 export async function measuredRun(sys, clients, connected, { run, count, publish }) {
     await Promise.all(clients.map((c) => c.request({ cmd: 'record', run, events: count }, 'recording')));
     const groups = sys.groups();
+    const writes = await countWrites(Object.fromEntries(sys.senders.map((name) => [name, groups[name] ?? []])));
     const cpu0 = cpuSnapshot(groups);
-    const syscw0 = syscwSnapshot(groups);
     const machine0 = machineCpu();
     const t0 = now();
     const pub = await publish();
@@ -266,7 +306,7 @@ export async function measuredRun(sys, clients, connected, { run, count, publish
     }
     const wallMs = now() - t0;
     const cpu1 = cpuSnapshot(groups);
-    const syscw1 = syscwSnapshot(groups);
+    const writeCounts = await writes.stop();
     const machine1 = machineCpu();
     const reports = await Promise.all(clients.map((c) => c.request({ cmd: 'report' }, 'report', 60000)));
 
@@ -296,8 +336,8 @@ export async function measuredRun(sys, clients, connected, { run, count, publish
     for (const name of Object.keys(cpu0)) serverCpuMs[name] = cpu1[name] - cpu0[name];
     const framesPerSend = {};
     for (const name of sys.senders) {
-        const writes = syscw1[name] - syscw0[name];
-        framesPerSend[name] = Number.isFinite(writes) && writes > 0 ? received / writes : null;
+        const count = writeCounts[name];
+        framesPerSend[name] = count ? received / count : null;
     }
     const clientCpuMs = reports.reduce((a, r) => a + r.cpuMs, 0);
     return {

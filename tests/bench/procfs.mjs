@@ -1,5 +1,5 @@
 // What the benchmark reads about the processes it measures, from /proc: resident memory, CPU
-// time, write system calls (for frames per send) and the children of a process (nginx workers).
+// time and the children of a process (nginx workers).
 // Every reading takes a map { name: [pid...] } and sums over the pids of each name.
 
 import { readFileSync } from 'node:fs';
@@ -22,15 +22,6 @@ function procCpuMs(pid) {
         return (Number(fields[11]) + Number(fields[12])) * CLOCK_TICK_MS; // utime + stime
     } catch {
         return 0;
-    }
-}
-
-// Write-side system calls (write, writev, send, sendto, sendmsg...) the process has made.
-function procSyscw(pid) {
-    try {
-        return Number((readFileSync(`/proc/${pid}/io`, 'utf8').match(/^syscw:\s+(\d+)/m) || [])[1] ?? NaN);
-    } catch {
-        return NaN;
     }
 }
 
@@ -66,12 +57,6 @@ export function memorySnapshot(groups) {
 export function cpuSnapshot(groups) {
     const out = {};
     for (const [name, pids] of Object.entries(groups)) out[name] = pids.reduce((a, pid) => a + procCpuMs(pid), 0);
-    return out;
-}
-
-export function syscwSnapshot(groups) {
-    const out = {};
-    for (const [name, pids] of Object.entries(groups)) out[name] = pids.reduce((a, pid) => a + procSyscw(pid), 0);
     return out;
 }
 

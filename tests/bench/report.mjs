@@ -221,7 +221,7 @@ export function renderReport(report, { chart }) {
     p();
     p('Events POSTed through the publish API at a fixed rate (open loop), each carrying the publisher\'s send time; every client records receive − send. ' +
         '"CPU" is user+system time of the server-side processes (/proc/PID/stat) over the run ÷ deliveries; "frames/send" is deliveries ÷ the ' +
-        'process\'s write system calls (/proc/PID/io `syscw`) over the run; "load gen." is the client processes\' CPU (1.0 = one core).');
+        'process\'s write-side system calls over the run (write, writev, sendto, sendmsg, sendmmsg, counted by `perf stat` on the syscall tracepoints); "load gen." is the client processes\' CPU (1.0 = one core).');
     p();
     p('| N × events/s | system | delivered | order | p50 ms | p90 ms | p99 ms | max ms | POST p50 ms | CPU µs/delivery | frames/send | load gen. | machine |');
     p('|---|---|---:|---:|---:|---:|---:|---:|---:|---|---|---:|---:|');
