@@ -3,7 +3,7 @@
 // several of these (one process stays well under the 20,000 open-files cap) and drives them over
 // the IPC channel:
 //
-//   parent -> {cmd:'connect', url, origin, count, protocol, concurrency, timeoutMs}
+//   parent -> {cmd:'connect', url, origin, count, protocol, localAddresses, concurrency, timeoutMs}
 //          <- {ev:'connected', ok, failed, errors, ms}
 //   parent -> {cmd:'record', run, events}     start a measured run of `events` events (seq 0..events-1)
 //   parent -> {cmd:'progress'}                <- {ev:'progress', received, warm, closed}
@@ -16,6 +16,9 @@
 //
 // protocol 'shopcast': after {"type":"hello","id":C} the client sends {"action":"resume","since":C}
 // so live delivery starts at once; 'plain': a connection is ready when it opens.
+// url may be ws://, wss:// (the certificate is not checked: the benchmark's own, self-signed) or
+// ws+unix:///path/to.sock:/ws; localAddresses, when given, are the source addresses TCP clients
+// take in turn.
 //
 // The process exits by itself when the parent goes away or after BENCH_CLIENT_MAX_SECONDS (600).
 
@@ -101,7 +104,7 @@ function markReady(conn) {
     conn.settle?.(true);
 }
 
-function openOne(url, origin, protocol, timeoutMs) {
+function openOne(url, origin, protocol, localAddress, timeoutMs) {
     return new Promise((resolve) => {
         const conn = { ws: null, ready: false, index: -1, settle: null };
         let settled = false;
@@ -125,6 +128,8 @@ function openOne(url, origin, protocol, timeoutMs) {
             perMessageDeflate: false, // no system gets to compress: same bytes everywhere
             skipUTF8Validation: true, // the load generator's CPU is the scarce resource
             handshakeTimeout: timeoutMs,
+            rejectUnauthorized: false,
+            ...(localAddress ? { localAddress } : {}),
         });
         conn.ws = ws;
         ws.on('open', () => {
@@ -145,15 +150,16 @@ function openOne(url, origin, protocol, timeoutMs) {
     });
 }
 
-async function connect({ url, origin, count, protocol, concurrency = 100, timeoutMs = 15000 }) {
+async function connect({ url, origin, count, protocol, localAddresses = [], concurrency = 100, timeoutMs = 15000 }) {
     const started = now();
     let next = 0;
     let failed = 0;
     const errors = {};
     const worker = async () => {
         while (next < count) {
+            const localAddress = localAddresses.length ? localAddresses[next % localAddresses.length] : undefined;
             next += 1;
-            const { ok, conn, why } = await openOne(url, origin, protocol, timeoutMs);
+            const { ok, conn, why } = await openOne(url, origin, protocol, localAddress, timeoutMs);
             if (ok) {
                 conn.index = conns.length;
                 conns.push(conn);
