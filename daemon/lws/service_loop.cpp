@@ -52,6 +52,10 @@ ServiceLoop::~ServiceLoop() {
     if (uv_running_) {
         close_uv_handles();
         uv_run(&loop_, UV_RUN_DEFAULT);  // lets lws' handles finish closing
+        // On a foreign loop the first destroy only starts: lws frees the context once its
+        // handles have closed, when destroyed again (pcontext is nulled when it is done).
+        if (context_ != nullptr) lws_context_destroy(context_);
+        uv_run(&loop_, UV_RUN_DEFAULT);
         uv_loop_close(&loop_);
     }
 }
@@ -62,6 +66,7 @@ lws_context* ServiceLoop::create_context(lws_context_creation_info info) {
         lws_context_creation_info uv_info = info;
         uv_info.options |= LWS_SERVER_OPTION_LIBUV;
         uv_info.foreign_loops = foreign_loops;
+        uv_info.pcontext = &context_;  // nulled by lws once destruction has completed
         context_ = lws_create_context(&uv_info);
         if (context_ != nullptr) {
             uv_running_ = true;

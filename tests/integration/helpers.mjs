@@ -441,6 +441,12 @@ export function clientFrame(opcode, payload) {
 // ---------------------------------------------------------------------------------------------
 // Processes and logs
 
+// True when the stack runs AddressSanitizer binaries: their quarantine keeps freed memory, so an
+// RSS bound measures ASan's churn rather than the daemon's queues.
+export function underAddressSanitizer(stack) {
+  return fs.readFileSync(path.join(stack.binDir, 'shopcastd')).includes('__asan_init');
+}
+
 export function readRssBytes(pid) {
   const status = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
   const m = /^VmRSS:\s+(\d+) kB$/m.exec(status);

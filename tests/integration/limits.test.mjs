@@ -20,6 +20,7 @@ import {
   nextId,
   sleep,
   WebSocket,
+  underAddressSanitizer,
 } from './helpers.mjs';
 
 const execFileP = promisify(execFile);
@@ -112,7 +113,7 @@ describe('stack with SHOPCAST_MAX_QUEUE=65536, SHOPCAST_HISTORY=64', () => {
     const order = got.map((m) => batchOf.get(m.id));
     assert.ok(order.every((b, i) => i === 0 || b >= order[i - 1]), 'batches arrive in publish order');
 
-    const asan = fs.readFileSync(path.join(stack.binDir, 'shopcastd')).includes('__asan_init');
+    const asan = underAddressSanitizer(stack);
     const grew = ((peak - baseline) / 1048576).toFixed(1);
     if (asan) {
       // ASan's quarantine keeps freed memory: RSS measures the flood's churn, not the queues.

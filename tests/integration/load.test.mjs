@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import { after, before, describe, test } from 'node:test';
 import { performance } from 'node:perf_hooks';
 
-import { WebSocket, connectClient, post, readRssBytes, startTestStack, stopTestStack } from './helpers.mjs';
+import { WebSocket, connectClient, post, readRssBytes, startTestStack, stopTestStack, underAddressSanitizer } from './helpers.mjs';
 
 const IN_FLIGHT = 8; // concurrent POSTs, as a busy bot with a small connection pool sends them
 const CLIENTS = 2000;
@@ -174,7 +174,7 @@ describe('a reader that stops reading', () => {
     });
     after(() => stopTestStack(stack));
 
-    test('is closed with 1013 while the daemon memory stays bounded and others keep receiving', async () => {
+    test('is closed with 1013 while the daemon memory stays bounded and others keep receiving', async (t) => {
         const stalled = await connectClient(stack.wsUrl, { origin: stack.origin });
         const reader = await connectClient(stack.wsUrl, { origin: stack.origin });
         stalled.ws._socket.pause();
@@ -193,7 +193,12 @@ describe('a reader that stops reading', () => {
         const growth = readRssBytes(stack.daemonPid) - rssBefore;
         const bound = 2 * HISTORY_BYTES + 8 * 1024 * 1024;
         assert.ok(bound < flood, 'the bound can fail');
-        assert.ok(growth < bound, `daemon RSS grew by ${growth} bytes (bound ${bound}, flood ${flood})`);
+        if (underAddressSanitizer(stack)) {
+            // ASan's quarantine keeps freed memory: RSS measures the flood's churn, not the queues.
+            t.diagnostic(`RSS +${growth} bytes (not checked under AddressSanitizer)`);
+        } else {
+            assert.ok(growth < bound, `daemon RSS grew by ${growth} bytes (bound ${bound}, flood ${flood})`);
+        }
 
         stalled.ws._socket.resume();
         const closed = await stalled.waitClose(40000);
