@@ -67,16 +67,25 @@ class ResumingPage {
         this.cursor = message.id;
       }
     });
-    ws.on('unexpected-response', () => {
+    // Refused upgrades (the daemon still starting) are counted and retried; with a listener
+    // here, ws leaves ending the request to us and emits no close.
+    ws.on('unexpected-response', (request, response) => {
       this.refused += 1;
+      response.resume();
+      request.destroy();
+      this.retry(ws, 0);
     });
-    ws.on('error', () => {});
-    ws.on('close', (code) => {
-      if (this.stopped) return;
-      // The client library's spread after a restart (1001/1012), else a short retry.
-      const delay = code === 1001 || code === 1012 ? Math.random() * RESTART_SPREAD_MS : 200 + Math.random() * 300;
-      setTimeout(() => this.open(), delay);
-    });
+    ws.on('error', () => this.retry(ws, 0));
+    ws.on('close', (code) => this.retry(ws, code));
+  }
+
+  // One reconnect per socket, whichever of its events comes first.
+  retry(ws, code) {
+    if (this.stopped || ws.retried) return;
+    ws.retried = true;
+    // The client library's spread after a restart (1001/1012), else a short retry.
+    const delay = code === 1001 || code === 1012 ? Math.random() * RESTART_SPREAD_MS : 200 + Math.random() * 300;
+    setTimeout(() => this.open(), delay);
   }
 
   events() {
