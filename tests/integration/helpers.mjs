@@ -63,8 +63,9 @@ const httpsAgent = new https.Agent({ keepAlive: true, maxSockets: 64, rejectUnau
 
 // One HTTP request with full control over headers (an array value sends the header once per
 // element) and body (string or Buffer, sent as is). Resolves with status, lower-case headers,
-// raw text and the parsed JSON body (undefined when the body is not JSON).
-export function request(url, { method = 'GET', headers = {}, body, timeout = 5000, agent } = {}) {
+// raw text and the parsed JSON body (undefined when the body is not JSON). `localAddress` sends
+// from another loopback address (127.0.0.2, ...), which nginx then reports as the client's.
+export function request(url, { method = 'GET', headers = {}, body, timeout = 5000, agent, localAddress } = {}) {
   const u = new URL(url);
   const mod = u.protocol === 'https:' ? https : http;
   return new Promise((resolve, reject) => {
@@ -72,7 +73,9 @@ export function request(url, { method = 'GET', headers = {}, body, timeout = 500
       u,
       {
         method,
-        agent: agent ?? (u.protocol === 'https:' ? httpsAgent : httpAgent),
+        // A pooled connection may come from another address: a bound request gets its own.
+        agent: localAddress ? false : (agent ?? (u.protocol === 'https:' ? httpsAgent : httpAgent)),
+        localAddress,
         rejectUnauthorized: false,
       },
       (res) => {

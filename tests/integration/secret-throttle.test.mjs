@@ -8,48 +8,22 @@
 // it, so nginx reports remote_addr 127.0.0.2, an address not named as the bot's.
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import http from 'node:http';
-import { startTestStack, stopTestStack, connectClient, closeAll, assertJsonError, sleep, PUBLISH_PATH } from './helpers.mjs';
+import { startTestStack, stopTestStack, connectClient, closeAll, assertJsonError, sleep, request, PUBLISH_PATH } from './helpers.mjs';
 
 const GUESSER = '127.0.0.2';
 const BOT = '127.0.0.1';
 const WRONG_SECRET = 'x'.repeat(48);
 
-// One publish from `from`; resolves with status, headers, JSON body and when it was sent and
-// answered (ms).
-function publishFrom(stack, from, event, secret) {
-  const body = JSON.stringify(event);
+// One publish from `from`; resolves with request()'s reply plus when it was sent and answered (ms).
+async function publishFrom(stack, from, event, secret) {
   const sentAt = Date.now();
-  return new Promise((resolve, reject) => {
-    const req = http.request(
-      `${stack.httpUrl}${PUBLISH_PATH}`,
-      {
-        method: 'POST',
-        localAddress: from,
-        agent: false,
-        headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), 'x-internal-secret': secret },
-        timeout: 5000,
-      },
-      (res) => {
-        const chunks = [];
-        res.on('data', (c) => chunks.push(c));
-        res.on('error', reject);
-        res.on('end', () => {
-          const text = Buffer.concat(chunks).toString('utf8');
-          let json;
-          try {
-            json = JSON.parse(text);
-          } catch {
-            json = undefined;
-          }
-          resolve({ status: res.statusCode, headers: res.headers, text, json, sentAt, answeredAt: Date.now() });
-        });
-      },
-    );
-    req.on('timeout', () => req.destroy(new Error('no answer within 5 s')));
-    req.on('error', reject);
-    req.end(body);
+  const reply = await request(`${stack.httpUrl}${PUBLISH_PATH}`, {
+    method: 'POST',
+    localAddress: from,
+    headers: { 'content-type': 'application/json', 'x-internal-secret': secret },
+    body: JSON.stringify(event),
   });
+  return { ...reply, sentAt, answeredAt: Date.now() };
 }
 
 async function guessTwentyTimes(stack) {
