@@ -19,9 +19,15 @@ constexpr std::size_t kMaxBatchBytes = 64 * 1024;
 constexpr std::size_t kMaxBatchFrames = 64;
 // Writes one connection gets in a row before the others get their turn.
 constexpr int kMaxWritesPerTurn = 4;
+// Events a connection may not see that delivery steps over one by one before it asks the
+// history's indexes for the next one it may: cheap for live delivery (a few new events), and
+// what bounds the cost of a backlog of other shops' or other users' events.
+constexpr std::size_t kSkipsBeforeSeek = 16;
 
 constexpr std::string_view kFellBehind = "fell behind; resume to catch up";
 constexpr std::string_view kTooSlow = "too slow; resume to catch up";
+constexpr std::string_view kSecondRewind =
+    "resume refused: this connection already resumed; reconnect to resume again";
 
 std::string_view resync_reason(ResumeVerdict verdict) {
     switch (verdict) {
@@ -70,7 +76,7 @@ Session& Hub::open_session(std::string client_ip, void* transport) {
     admission_.opened(session->client_ip);
     Session& opened = *session;
     sessions_.push_back(std::move(session));
-    send_control(opened, control::hello(history_.cursor_for(history_.last_seq())));
+    send_control(opened, control::hello(history_.hello_cursor()));
     return opened;
 }
 
@@ -170,7 +176,13 @@ bool Hub::gather_batch(Session& session) {
         bytes += frame->wire().size();
     }
     if (!session.live) return true;
+    std::size_t skipped = 0;
     while (session.next_seq <= history_.last_seq() && batch_.size() < kMaxBatchFrames) {
+        if (skipped == kSkipsBeforeSeek) {
+            session.next_seq = history_.next_visible(session.audience, session.next_seq);
+            skipped = 0;
+            continue;
+        }
         const StoredEvent* event = history_.find(session.next_seq);
         if (event == nullptr) {
             request_close(session, kCloseTryAgainLater, std::string(kFellBehind));
@@ -182,6 +194,8 @@ bool Hub::gather_batch(Session& session) {
             batch_.push_back(event->frame.get());
             bytes += size;
             session.sent_events = true;
+        } else {
+            ++skipped;
         }
         ++session.next_seq;
     }
@@ -281,6 +295,13 @@ void Hub::on_binary_message(Session& session) {
     refuse_action(session, "binary messages are not supported; send JSON text");
 }
 
+void Hub::on_control_frame(Session& session) {
+    if (session.close) return;
+    if (!take_action_token(session)) {
+        request_close(session, kClosePolicyViolation, "too many messages");
+    }
+}
+
 void Hub::on_text_message(Session& session, std::string_view text) {
     if (session.close) return;
     if (!take_action_token(session)) {
@@ -348,16 +369,27 @@ void Hub::handle_resume(Session& session, std::string_view since) {
         release_hold(session);
         return;
     }
-    if (session.sent_events) {
-        // Live events already went out on this connection; a replay would now arrive out of
-        // order. Resuming from where this connection stands is harmless, anything older is not.
-        if (point.next_seq < session.next_seq) {
-            send_control(session, control::resync("resume_after_live_delivery"));
+    if (point.next_seq < session.next_seq) {
+        if (session.rewound) {
+            // One rewind per connection is all a page needs (it resumes once, on connect);
+            // more would let one connection make the daemon replay the same span repeatedly.
+            refuse_action(session, kSecondRewind);
+            return;
         }
-        return;
+        session.rewound = true;
+        if (session.sent_events) {
+            // Live events already went out on this connection; a replay would now arrive out
+            // of order.
+            send_control(session, control::resync("resume_after_live_delivery"));
+            return;
+        }
+    } else if (session.sent_events) {
+        return;  // from where it stands or later: nothing it has not been sent is skipped
     }
     // A replay is as long as the history allows: only a socket that stops draining is slow.
-    session.next_seq = point.next_seq;
+    // It starts at the first event this connection may see, found without looking at the
+    // others, so a resume costs the same whatever lies between the cursor and that event.
+    session.next_seq = history_.next_visible(session.audience, point.next_seq);
     session.live = false;
     release_hold(session);
 }

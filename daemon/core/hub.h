@@ -57,6 +57,8 @@ class Hub final : public EventSink {
 
     void on_text_message(Session& session, std::string_view text);
     void on_binary_message(Session& session);
+    // A ping or pong from the browser: charged to the same action budget as its messages.
+    void on_control_frame(Session& session);
     void release_hold(Session& session);
 
     // The connection can take a write again (lws' WRITEABLE): sends what is due to it.

@@ -30,6 +30,7 @@ struct Session {
     std::uint64_t next_seq = 1;
     bool live = false;         // false during the hold that lets `resume` come first
     bool sent_events = false;  // an event has been written; rewinding would reorder
+    bool rewound = false;      // its one `resume` that moved next_seq back has been taken
     // The socket stopped draining (the last write was only partly taken). While choked nothing
     // more is written; what is published meanwhile counts towards the slow-client limits.
     bool choked = false;

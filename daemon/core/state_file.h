@@ -1,5 +1,5 @@
 // What a clean shutdown hands to the next start, so a planned restart is invisible to browsers:
-// the epoch, the retained history and the remembered Idempotency-Keys.
+// the epoch (name and cursor key), the retained history and the remembered Idempotency-Keys.
 #pragma once
 
 #include <cstdint>
@@ -27,6 +27,7 @@ struct SavedKey {
 
 struct SavedState {
     std::string epoch;
+    std::string epoch_key;           // the cursor key (Epoch::kKeyBytes bytes): old ids stay valid
     std::uint64_t last_seq = 0;      // the newest seq ever assigned (events may be empty)
     std::int64_t saved_at_unix = 0;  // wall clock, to age the keys across the downtime
     std::vector<SavedEvent> events;  // oldest first, consecutive seqs ending at last_seq

@@ -19,7 +19,22 @@ constexpr int kCloseDrainTimeoutSeconds = 30;
 struct ConnectionData {
     Session* session;
     bool binary_message;
+    bool writeable_requested;  // we asked for the next SERVER_WRITEABLE
 };
+
+// lws answers a browser's PING itself and tells the protocol nothing: it stashes the payload,
+// asks for a writeable pass, writes the PONG in it and leaves POLLOUT on, so the pass after
+// is a SERVER_WRITEABLE we never asked for (lib/roles/ws/ops-ws.c, rops_handle_POLLOUT_ws).
+// That unrequested pass is how a ping shows up here, once per ping lws answers (pings that
+// arrive while a PONG is pending are dropped by lws and cost it only their parsing). lws' own
+// keepalive PING every 25 s makes one more such pass: one action in 25 s, which no budget
+// notices.
+void request_writeable(lws* wsi) {
+    if (auto* data = static_cast<ConnectionData*>(lws_wsi_user(wsi))) {
+        data->writeable_requested = true;
+    }
+    lws_callback_on_writable(wsi);
+}
 
 WebSocketContext& context_of(lws* wsi) {
     return *static_cast<WebSocketContext*>(lws_get_vhost_user(lws_get_vhost(wsi)));
@@ -127,7 +142,7 @@ int close_connection(lws* wsi, Session& session) {
         session.close_written = true;
     }
     if (lws_partial_buffered(wsi)) {
-        lws_callback_on_writable(wsi);
+        request_writeable(wsi);
         return 0;
     }
     return -1;
@@ -155,8 +170,15 @@ int callback(lws* wsi, lws_callback_reasons reason, void* user, void* in, std::s
         case LWS_CALLBACK_RECEIVE:
             if (data == nullptr || data->session == nullptr) return -1;
             return receive_fragment(wsi, *data, {static_cast<const char*>(in), len});
+        case LWS_CALLBACK_RECEIVE_PONG:
+            if (data != nullptr && data->session != nullptr) {
+                context_of(wsi).hub->on_control_frame(*data->session);
+            }
+            return 0;
         case LWS_CALLBACK_SERVER_WRITEABLE:
             if (data == nullptr || data->session == nullptr) return 0;
+            if (!data->writeable_requested) context_of(wsi).hub->on_control_frame(*data->session);
+            data->writeable_requested = false;
             return write_next(wsi, *data->session);
         case LWS_CALLBACK_CLOSED:
             // Also raised for connections refused before ESTABLISHED, with no session yet.
@@ -201,7 +223,7 @@ SendResult LwsSessionTransport::send(Session& session, std::span<const SharedFra
 void LwsSessionTransport::wake(Session& session) {
     auto* wsi = static_cast<lws*>(session.transport);
     if (wsi == nullptr) return;
-    lws_callback_on_writable(wsi);
+    request_writeable(wsi);
     if (session.close && session.choked) {
         lws_set_timeout(wsi, PENDING_TIMEOUT_USER_OK, kCloseDrainTimeoutSeconds);
     }

@@ -12,12 +12,13 @@
 
 #include "daemon/core/history.h"
 #include "daemon/core/idempotency.h"
+#include "tests/unit/test_epoch.h"
 
 namespace shopcast {
 namespace {
 
 History history_with(std::size_t events) {
-    History history("qa0ep", 100, 1 << 20);
+    History history(test_epoch("qa0ep"), 100, 1 << 20);
     for (std::size_t i = 1; i <= events; ++i) {
         history.append(R"({"type":"product_added","shopId":)" + std::to_string(i % 3 + 1) + "}",
                        std::to_string(i % 3 + 1), i % 4 == 0 ? "301" : "");
@@ -45,6 +46,8 @@ TEST(StateFile, RoundTripKeepsEveryField) {
     const StateLoad load = decode_state(encode_state(state));
     ASSERT_TRUE(load.state) << load.problem;
     EXPECT_EQ(load.state->epoch, "qa0ep");
+    const Epoch epoch = test_epoch("qa0ep");
+    EXPECT_EQ(load.state->epoch_key, std::string(epoch.key.begin(), epoch.key.end()));
     EXPECT_EQ(load.state->last_seq, 7u);
     EXPECT_EQ(load.state->saved_at_unix, 1'700'000'000);
     ASSERT_EQ(load.state->events.size(), 7u);
@@ -65,7 +68,7 @@ TEST(StateFile, RestoredHistoryContinuesTheSameEpochAndSeqs) {
     History original = history_with(5);
     SavedState state;
     original.save_into(state);
-    History restored("other", 100, 1 << 20);
+    History restored(test_epoch("other"), 100, 1 << 20);
     restored.restore_from(*decode_state(encode_state(state)).state);
     EXPECT_EQ(restored.epoch(), "qa0ep");
     EXPECT_EQ(restored.last_seq(), 5u);
@@ -81,7 +84,7 @@ TEST(StateFile, RestoredHistoryContinuesTheSameEpochAndSeqs) {
 }
 
 TEST(StateFile, EmptyHistoryKeepsItsEpochAndSeq) {
-    History history("qa0ep", 100, 1 << 20);
+    History history(test_epoch("qa0ep"), 100, 1 << 20);
     SavedState state;
     history.save_into(state);
     const StateLoad load = decode_state(encode_state(state));
@@ -122,6 +125,15 @@ TEST(StateFile, InconsistentContentIsRefusedEvenWithAValidChecksum) {
     SavedState bad_epoch = saved_history(1);
     bad_epoch.epoch = "NOT AN EPOCH";
     EXPECT_FALSE(decode_state(encode_state(bad_epoch)).state);
+
+    // The ids were made under the saved key: another key would read them as other seqs.
+    SavedState other_key = saved_history(2);
+    other_key.epoch_key[0] = static_cast<char>(other_key.epoch_key[0] ^ 1);
+    EXPECT_EQ(decode_state(encode_state(other_key)).problem, "an event does not match its cursor");
+
+    SavedState short_key = saved_history(2);
+    short_key.epoch_key.pop_back();
+    EXPECT_EQ(decode_state(encode_state(short_key)).problem, "invalid cursor key");
 }
 
 TEST(StateFile, TakingTheFileRemovesIt) {
