@@ -722,44 +722,6 @@ TEST_F(HubTest, AWallClockStepChangesNoLimitOrTtl) {
     EXPECT_EQ(session.close->code, 1008);
 }
 
-TEST(IdempotencyCache, RemembersForTheTtl) {
-    IdempotencyCache cache(300, 100);
-    const std::int64_t t0 = 1'700'000'000;
-    EXPECT_FALSE(cache.find("k", t0).has_value());
-    ipc::PublishAck ack;
-    ack.status = ipc::AckStatus::accepted;
-    ack.id = "ep:1";
-    ack.recipients = 3;
-    cache.remember("k", ack, t0);
-    for (const std::int64_t later : {t0, t0 + 1, t0 + 299}) {
-        const auto found = cache.find("k", later);
-        ASSERT_TRUE(found.has_value()) << later - t0;
-        EXPECT_EQ(found->id, "ep:1");
-        EXPECT_EQ(found->recipients, 3u);
-    }
-    EXPECT_FALSE(cache.find("K", t0).has_value()) << "keys are compared exactly";
-    EXPECT_FALSE(cache.find("k", t0 + 301).has_value());
-    EXPECT_EQ(cache.size(), 0u) << "expired entries are dropped";
-}
-
-TEST(IdempotencyCache, BoundedOldestFirst) {
-    IdempotencyCache cache(300, 3);
-    const std::int64_t t0 = 1'700'000'000;
-    ipc::PublishAck ack;
-    for (int i = 1; i <= 5; ++i) {
-        ack.id = "ep:" + std::to_string(i);
-        cache.remember("key-" + std::to_string(i), ack, t0 + i);
-        EXPECT_LE(cache.size(), 3u);
-    }
-    EXPECT_FALSE(cache.find("key-1", t0 + 6).has_value());
-    EXPECT_FALSE(cache.find("key-2", t0 + 6).has_value());
-    for (int i = 3; i <= 5; ++i) {
-        const auto found = cache.find("key-" + std::to_string(i), t0 + 6);
-        ASSERT_TRUE(found.has_value()) << i;
-        EXPECT_EQ(found->id, "ep:" + std::to_string(i));
-    }
-}
-
 TEST(Session, AssemblesFragmentsUpToTheLimit) {
     Session session;
     EXPECT_EQ(session.append_fragment("abc", false, 10), InboundStatus::incomplete);
