@@ -479,6 +479,32 @@ TEST_F(HubTest, IdempotencyKeyAnswersRetriesWithTheFirstId) {
     EXPECT_NE(late.id, first.id);
 }
 
+// The same key with another event (a private order after a product) publishes nothing and says
+// so; the key keeps answering for its first event.
+TEST_F(HubTest, IdempotencyKeyReusedForAnotherEventPublishesNothing) {
+    Session& session = open_live();
+    hub_->on_text_message(session, R"({"action":"subscribe","shops":[5]})");
+    const ipc::PublishAck first = publish_product("5", 1, "reused-key");
+    drain(session);
+
+    ipc::PublishRequest order;
+    order.idempotency_key = "reused-key";
+    order.type = "order_status";
+    order.user_id = "302";
+    order.json = R"({"type":"order_status","orderId":9,"status":"paid","userId":302})";
+    const ipc::PublishAck conflict = publish(order);
+    EXPECT_EQ(conflict.status, ipc::AckStatus::conflict);
+    EXPECT_EQ(conflict.id, "");
+    EXPECT_EQ(hub_->history().last_seq(), 1u) << "nothing was added to the history";
+    EXPECT_TRUE(drain(session).empty());
+
+    EXPECT_EQ(publish_product("5", 2, "reused-key").status, ipc::AckStatus::conflict)
+        << "another product is another event too";
+    const ipc::PublishAck retry = publish_product("5", 1, "reused-key");
+    EXPECT_EQ(retry.status, ipc::AckStatus::duplicate);
+    EXPECT_EQ(retry.id, first.id);
+}
+
 // A connection whose socket is not choked is written at publish time, without a wake-up.
 TEST_F(HubTest, WritesThroughToLiveRecipientsOnPublish) {
     Session& live = open_live("10.0.0.1");
