@@ -2,12 +2,14 @@
 #include <cstdio>
 
 #include "common/log.h"
+#include "common/secret.h"
 #include "daemon/daemon_config.h"
 #include "daemon/lws/server.h"
 
 int main(int argc, char** argv) {
     shopcast::set_log_program("shopcastd");
     try {
+        shopcast::forbid_core_dumps();
         shopcast::Settings settings(argc, argv, shopcast::daemon_setting_specs());
         if (settings.help_requested()) {
             std::fputs(
@@ -17,7 +19,14 @@ int main(int argc, char** argv) {
                 stdout);
             return 0;
         }
-        return shopcast::run_daemon(shopcast::load_daemon_config(settings));
+        // SIGHUP reads the same command line again, with the settings file and secret files
+        // as they are now.
+        const shopcast::ConfigReloader reload = [argc,
+                                                 argv](const shopcast::DaemonConfig& running) {
+            const shopcast::Settings now(argc, argv, shopcast::daemon_setting_specs());
+            return shopcast::reload_daemon_config(now, running);
+        };
+        return shopcast::run_daemon(shopcast::load_daemon_config(settings), reload);
     } catch (const shopcast::ConfigError& error) {
         shopcast::log_line(shopcast::LogLevel::error, error.what());
         return 2;

@@ -135,11 +135,14 @@ void serve_request(FCGX_Request& request, PublishHandler& handler) noexcept {
 
 // One for the whole server; lives in run_server's frame until every worker has been joined.
 struct ServerState {
-    ServerState(const FcgiConfig& settings, const SecretVerifier& verifier, int socket_fd)
-        : config(settings), secret(verifier), throttle(settings.throttle), listen_fd(socket_fd) {}
+    ServerState(const FcgiConfig& settings, const PublishRulesSource& publish_rules, int socket_fd)
+        : config(settings),
+          rules(publish_rules),
+          throttle(settings.throttle),
+          listen_fd(socket_fd) {}
 
     const FcgiConfig& config;
-    const SecretVerifier& secret;
+    const PublishRulesSource& rules;
     SecretThrottle throttle;
     const int listen_fd;
     std::mutex accept_mutex;  // libfcgi wants one FCGX_Accept_r at a time
@@ -179,7 +182,7 @@ void run_worker(ServerState& server, Worker& self) noexcept {
     try {
         FcgiRequest request(server.listen_fd);
         DaemonClient daemon(server.config.events_socket, server.config.ack_timeout);
-        PublishHandler handler(server.secret, server.throttle, server.config.policy, daemon);
+        PublishHandler handler(server.rules, server.throttle, daemon);
         while (accept_next(server, self, request)) {
             serve_request(*request.get(), handler);
             // Outside the accept mutex: closing a connection may wait for nginx to hang up.
@@ -298,7 +301,8 @@ void write_reply(FCGX_Stream* out, const Reply& reply) {
     FCGX_PutStr(reply.body.data(), static_cast<int>(reply.body.size()), out);
 }
 
-int run_server(const FcgiConfig& config, const SecretVerifier& secret, ListeningSocket listener) {
+int run_server(const FcgiConfig& config, const PublishRulesSource& rules, ListeningSocket listener,
+               const std::function<void()>& reload) {
     if (FCGX_Init() != 0) throw std::runtime_error("FCGX_Init failed");
     install_wakeup_handler();
     // Blocked before any thread starts, so every worker inherits the mask and only sigwait()
@@ -307,11 +311,12 @@ int run_server(const FcgiConfig& config, const SecretVerifier& secret, Listening
     sigemptyset(&stop_signals);
     sigaddset(&stop_signals, SIGTERM);
     sigaddset(&stop_signals, SIGINT);
+    sigaddset(&stop_signals, SIGHUP);
     if (const int error = ::pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr); error != 0) {
         throw std::system_error(error, std::generic_category(), "pthread_sigmask");
     }
 
-    ServerState server(config, secret, listener.fd());
+    ServerState server(config, rules, listener.fd());
     std::vector<std::unique_ptr<Worker>> workers;
     try {
         for (unsigned i = 0; i < config.threads; ++i) {
@@ -327,7 +332,9 @@ int run_server(const FcgiConfig& config, const SecretVerifier& secret, Listening
                                  config.events_socket);
 
     int signal_number = 0;
-    while (::sigwait(&stop_signals, &signal_number) != 0) {
+    while (::sigwait(&stop_signals, &signal_number) != 0 || signal_number == SIGHUP) {
+        if (signal_number == SIGHUP) reload();
+        signal_number = 0;
     }
     log_line(LogLevel::info,
              signal_number == SIGINT ? "stopping on SIGINT" : "stopping on SIGTERM");

@@ -52,13 +52,26 @@ Hub::Hub(HubLimits limits, History history, IdempotencyCache idempotency,
     : limits_(limits),
       history_(std::move(history)),
       idempotency_(std::move(idempotency)),
-      authenticator_(authenticator),
+      authenticator_(&authenticator),
       transport_(transport),
       clock_(std::move(clocks.steady)),
       wall_clock_(std::move(clocks.wall)),
       delivered_seq_(history_.last_seq()),
       admission_(limits.max_connections, limits.max_connections_per_ip) {
     batch_.reserve(kMaxBatchFrames);
+}
+
+void Hub::apply_limits(const HubLimits& limits) {
+    limits_ = limits;
+    // Recounted from the open connections: the per-address counts are only kept while a
+    // per-address limit is set, so one switched on now must start from what is open.
+    AdmissionControl admission(limits.max_connections, limits.max_connections_per_ip);
+    for (const auto& session : sessions_) admission.opened(session->client_ip);
+    admission_ = std::move(admission);
+}
+
+void Hub::set_authenticator(const TelegramAuthenticator& authenticator) {
+    authenticator_ = &authenticator;
 }
 
 Admission Hub::admit(std::string_view client_ip) const {
@@ -93,12 +106,25 @@ void Hub::close_session(Session& session) {
 
 ipc::PublishAck Hub::publish(const ipc::PublishRequest& request) {
     const std::int64_t now_seconds = clock_() / 1000;
+    RequestDigest digest{};
     if (!request.idempotency_key.empty()) {
-        if (auto first = idempotency_.find(request.idempotency_key, now_seconds)) {
-            first->status = ipc::AckStatus::duplicate;
-            log_line(LogLevel::info, "Broadcast skipped (repeated Idempotency-Key): " +
-                                         request.type + " id=" + first->id);
-            return *first;
+        digest = request_digest(request);
+        const KeyLookup seen = idempotency_.find(request.idempotency_key, digest, now_seconds);
+        switch (seen.verdict) {
+            case KeyLookup::Verdict::unseen:
+                break;
+            case KeyLookup::Verdict::same_request: {
+                ipc::PublishAck ack = seen.first_ack;
+                ack.status = ipc::AckStatus::duplicate;
+                log_line(LogLevel::info, "Broadcast skipped (repeated Idempotency-Key): " +
+                                             request.type + " id=" + ack.id);
+                return ack;
+            }
+            case KeyLookup::Verdict::other_request:
+                log_line(LogLevel::warning,
+                         "Broadcast refused: Idempotency-Key reused for another event (" +
+                             request.type + ")");
+                return ipc::PublishAck{ipc::AckStatus::conflict, {}, 0};
         }
     }
     if (request.json.size() < 2 || request.json.front() != '{' || request.json.back() != '}') {
@@ -108,7 +134,7 @@ ipc::PublishAck Hub::publish(const ipc::PublishRequest& request) {
     ipc::PublishAck ack{ipc::AckStatus::accepted, history_.cursor_for(event.seq), 0};
     ack.recipients = static_cast<std::uint32_t>(count_recipients(event));
     if (!request.idempotency_key.empty()) {
-        idempotency_.remember(request.idempotency_key, ack, now_seconds);
+        idempotency_.remember(request.idempotency_key, digest, ack, now_seconds);
     }
     log_line(LogLevel::info, "Broadcast sent: " + request.type + " id=" + ack.id +
                                  " recipients=" + std::to_string(ack.recipients));
@@ -330,17 +356,34 @@ void Hub::on_text_message(Session& session, std::string_view text) {
 }
 
 void Hub::handle_auth(Session& session, std::string_view init_data) {
-    if (!authenticator_.configured()) {
+    // Whatever the outcome, the identity the connection had ends here: a failed `auth` leaves
+    // it anonymous, so no private event of an earlier user follows it (DESIGN.md).
+    session.audience.user_id.clear();
+    if (!authenticator_->configured()) {
         refuse_action(session, "auth not configured");
         return;
     }
-    AuthOutcome outcome = authenticator_.verify(init_data, wall_clock_() / 1000);
+    if (auth_throttled(session)) {
+        refuse_action(session, "auth failed: too many failed attempts; retry later");
+        return;
+    }
+    AuthOutcome outcome = authenticator_->verify(init_data, wall_clock_() / 1000);
     if (!outcome.ok) {
+        if (session.auth_failures++ == 0) session.auth_failures_since_ms = clock_();
         refuse_action(session, "auth failed: " + outcome.error);
         return;
     }
     session.audience.user_id = outcome.user_id;
     send_control(session, control::auth_ok(outcome.user_id));
+}
+
+bool Hub::auth_throttled(Session& session) {
+    if (session.auth_failures == 0) return false;
+    if (clock_() - session.auth_failures_since_ms >= limits_.auth_failure_window_ms) {
+        session.auth_failures = 0;
+        return false;
+    }
+    return session.auth_failures >= limits_.max_auth_failures;
 }
 
 void Hub::handle_shops(Session& session, bool subscribe, const std::vector<std::string>& shops) {

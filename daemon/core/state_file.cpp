@@ -18,7 +18,8 @@ namespace shopcast {
 namespace {
 
 constexpr std::string_view kMagic = "SHOPCAST-STATE\n";
-// 2: the epoch's cursor key follows its name.
+// 2: the epoch's cursor key follows its name, and each Idempotency-Key
+// carries the digest of its first request.
 constexpr std::uint32_t kFormatVersion = 2;
 constexpr std::size_t kDigestBytes = SHA256_DIGEST_LENGTH;
 constexpr std::size_t kMaxIdBytes = 256;
@@ -94,6 +95,8 @@ std::string encode_state(const SavedState& state) {
         out.put_u8(static_cast<std::uint8_t>(key.ack.status));
         out.put_field(key.ack.id);
         out.put_u32(key.ack.recipients);
+        out.put_field(
+            {reinterpret_cast<const char*>(key.request_digest.data()), key.request_digest.size()});
         out.put_u64(static_cast<std::uint64_t>(key.age_seconds));
     }
     std::string bytes = out.take();
@@ -137,10 +140,16 @@ StateLoad decode_state(std::string_view bytes) {
         in.take_u8(status);
         in.take_field(key.ack.id, kMaxIdBytes);
         in.take_u32(key.ack.recipients);
+        std::string digest;
+        in.take_field(digest, key.request_digest.size());
         in.take_u64(age);
+        if (in.ok() && digest.size() != key.request_digest.size()) {
+            return {std::nullopt, "invalid request digest"};
+        }
+        std::copy(digest.begin(), digest.end(), key.request_digest.begin());
         key.ack.status = static_cast<ipc::AckStatus>(status);
         key.age_seconds = static_cast<std::int64_t>(age);
-        if (status > static_cast<std::uint8_t>(ipc::AckStatus::rejected)) {
+        if (status > static_cast<std::uint8_t>(ipc::kLastAckStatus)) {
             return {std::nullopt, "invalid acknowledgement status"};
         }
     }

@@ -117,9 +117,37 @@ void start_accept_pumps(lws_context* context, const lws_protocols* protocols,
              std::to_string(pumps.size()) + " listening socket(s) handed over by systemd");
 }
 
+// SIGHUP, on the service thread: the new origins, limits and auth apply to what comes next;
+// open connections stay as they are.
+void apply_reload(DaemonConfig& running, const ConfigReloader& reload, Hub& hub,
+                  std::unique_ptr<TelegramAuthenticator>& authenticator) {
+    try {
+        DaemonConfig loaded = reload(running);
+        auto next_authenticator = std::make_unique<TelegramAuthenticator>(loaded.auth);
+        const std::string restart = daemon_settings_needing_restart(running, loaded);
+        running.allowed_origins = std::move(loaded.allowed_origins);  // the listeners point here
+        running.limits = loaded.limits;
+        running.auth = loaded.auth;
+        hub.apply_limits(running.limits);
+        hub.set_authenticator(*next_authenticator);
+        authenticator = std::move(next_authenticator);
+        log_line(LogLevel::info,
+                 "reloaded: " + std::to_string(running.allowed_origins.size()) +
+                     " allowed origins, limits and Telegram auth" +
+                     (restart.empty() ? std::string()
+                                      : "; changed but kept until a restart: " + restart));
+    } catch (const ConfigError& error) {
+        log_line(LogLevel::error,
+                 std::string("reload refused, the running configuration stays: ") + error.what());
+    } catch (const std::exception& error) {
+        log_line(LogLevel::error,
+                 std::string("reload failed, the running configuration stays: ") + error.what());
+    }
+}
+
 }  // namespace
 
-int run_daemon(const DaemonConfig& config) {
+int run_daemon(DaemonConfig config, const ConfigReloader& reload) {
     ::umask(0007);  // nothing we create is for other users
     UniqueFd instance_lock = lock_instance(config.events_socket);
     lws_set_log_level(LLL_ERR | LLL_WARN, emit_lws_log);
@@ -128,11 +156,11 @@ int run_daemon(const DaemonConfig& config) {
         log_line(LogLevel::warning,
                  "SHOPCAST_ALLOWED_ORIGINS is empty: browsers (which send Origin) are refused");
     }
-    TelegramAuthenticator authenticator(config.auth);
+    auto authenticator = std::make_unique<TelegramAuthenticator>(config.auth);
     LwsSessionTransport transport;
     RestoredEngine restored = restore_engine(config, steady_ms() / 1000, wall_ms() / 1000);
     Hub hub(config.limits, std::move(restored.history), std::move(restored.idempotency),
-            authenticator, transport, Hub::Clocks{steady_ms, wall_ms});
+            *authenticator, transport, Hub::Clocks{steady_ms, wall_ms});
     IpcListener ipc_listener(hub);
 
     const std::array<lws_protocols, 2> websocket_protocols{websocket_protocol(), lws_protocols{}};
@@ -191,6 +219,8 @@ int run_daemon(const DaemonConfig& config) {
     // Read-write for the owner and the group shared with nginx and shopcast-fcgi, nothing else.
     // (Sockets systemd made keep the mode their unit gives them.)
     for (const std::string& path : own_socket_paths) ::chmod(path.c_str(), 0660);
+
+    loop.on_hangup([&] { apply_reload(config, reload, hub, authenticator); });
 
     WatchdogTimer watchdog{{}, context, watchdog_ping_interval_usec()};
     if (watchdog.interval > 0) ping_watchdog(&watchdog.timer);

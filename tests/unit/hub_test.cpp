@@ -487,6 +487,32 @@ TEST_F(HubTest, IdempotencyKeyAnswersRetriesWithTheFirstId) {
     EXPECT_NE(late.id, first.id);
 }
 
+// The same key with another event (a private order after a product) publishes nothing and says
+// so; the key keeps answering for its first event.
+TEST_F(HubTest, IdempotencyKeyReusedForAnotherEventPublishesNothing) {
+    Session& session = open_live();
+    hub_->on_text_message(session, R"({"action":"subscribe","shops":[5]})");
+    const ipc::PublishAck first = publish_product("5", 1, "reused-key");
+    drain(session);
+
+    ipc::PublishRequest order;
+    order.idempotency_key = "reused-key";
+    order.type = "order_status";
+    order.user_id = "302";
+    order.json = R"({"type":"order_status","orderId":9,"status":"paid","userId":302})";
+    const ipc::PublishAck conflict = publish(order);
+    EXPECT_EQ(conflict.status, ipc::AckStatus::conflict);
+    EXPECT_EQ(conflict.id, "");
+    EXPECT_EQ(hub_->history().last_seq(), 1u) << "nothing was added to the history";
+    EXPECT_TRUE(drain(session).empty());
+
+    EXPECT_EQ(publish_product("5", 2, "reused-key").status, ipc::AckStatus::conflict)
+        << "another product is another event too";
+    const ipc::PublishAck retry = publish_product("5", 1, "reused-key");
+    EXPECT_EQ(retry.status, ipc::AckStatus::duplicate);
+    EXPECT_EQ(retry.id, first.id);
+}
+
 // A connection whose socket is not choked is written at publish time, without a wake-up.
 TEST_F(HubTest, WritesThroughToLiveRecipientsOnPublish) {
     Session& live = open_live("10.0.0.1");
@@ -728,44 +754,6 @@ TEST_F(HubTest, AWallClockStepChangesNoLimitOrTtl) {
     }
     ASSERT_TRUE(session.close.has_value());
     EXPECT_EQ(session.close->code, 1008);
-}
-
-TEST(IdempotencyCache, RemembersForTheTtl) {
-    IdempotencyCache cache(300, 100);
-    const std::int64_t t0 = 1'700'000'000;
-    EXPECT_FALSE(cache.find("k", t0).has_value());
-    ipc::PublishAck ack;
-    ack.status = ipc::AckStatus::accepted;
-    ack.id = "ep:1";
-    ack.recipients = 3;
-    cache.remember("k", ack, t0);
-    for (const std::int64_t later : {t0, t0 + 1, t0 + 299}) {
-        const auto found = cache.find("k", later);
-        ASSERT_TRUE(found.has_value()) << later - t0;
-        EXPECT_EQ(found->id, "ep:1");
-        EXPECT_EQ(found->recipients, 3u);
-    }
-    EXPECT_FALSE(cache.find("K", t0).has_value()) << "keys are compared exactly";
-    EXPECT_FALSE(cache.find("k", t0 + 301).has_value());
-    EXPECT_EQ(cache.size(), 0u) << "expired entries are dropped";
-}
-
-TEST(IdempotencyCache, BoundedOldestFirst) {
-    IdempotencyCache cache(300, 3);
-    const std::int64_t t0 = 1'700'000'000;
-    ipc::PublishAck ack;
-    for (int i = 1; i <= 5; ++i) {
-        ack.id = "ep:" + std::to_string(i);
-        cache.remember("key-" + std::to_string(i), ack, t0 + i);
-        EXPECT_LE(cache.size(), 3u);
-    }
-    EXPECT_FALSE(cache.find("key-1", t0 + 6).has_value());
-    EXPECT_FALSE(cache.find("key-2", t0 + 6).has_value());
-    for (int i = 3; i <= 5; ++i) {
-        const auto found = cache.find("key-" + std::to_string(i), t0 + 6);
-        ASSERT_TRUE(found.has_value()) << i;
-        EXPECT_EQ(found->id, "ep:" + std::to_string(i));
-    }
 }
 
 TEST(Session, AssemblesFragmentsUpToTheLimit) {

@@ -30,7 +30,8 @@ SavedState saved_history(std::size_t events) {
     SavedState state;
     history_with(events).save_into(state);
     state.saved_at_unix = 1'700'000'000;
-    state.keys.push_back(SavedKey{"import-1", {ipc::AckStatus::accepted, "qa0ep:2", 3}, 12});
+    state.keys.push_back(
+        SavedKey{"import-1", {ipc::AckStatus::accepted, "qa0ep:2", 3}, RequestDigest{7, 8, 9}, 12});
     return state;
 }
 
@@ -62,6 +63,7 @@ TEST(StateFile, RoundTripKeepsEveryField) {
     EXPECT_EQ(load.state->keys[0].ack.id, "qa0ep:2");
     EXPECT_EQ(load.state->keys[0].ack.recipients, 3u);
     EXPECT_EQ(load.state->keys[0].age_seconds, 12);
+    EXPECT_EQ(load.state->keys[0].request_digest, (RequestDigest{7, 8, 9}));
 }
 
 TEST(StateFile, RestoredHistoryContinuesTheSameEpochAndSeqs) {
@@ -166,8 +168,8 @@ TEST(StateFile, ADamagedFileIsRefusedAndRemoved) {
 
 TEST(StateFile, IdempotencyKeysKeepTheRestOfTheirTtl) {
     IdempotencyCache cache(300, 100);
-    cache.remember("early", {ipc::AckStatus::accepted, "qa0ep:1", 1}, 1000);
-    cache.remember("late", {ipc::AckStatus::accepted, "qa0ep:2", 1}, 1200);
+    cache.remember("early", RequestDigest{}, {ipc::AckStatus::accepted, "qa0ep:1", 1}, 1000);
+    cache.remember("late", RequestDigest{}, {ipc::AckStatus::accepted, "qa0ep:2", 1}, 1200);
     SavedState state;
     cache.save_into(state, 1250);
     ASSERT_EQ(state.keys.size(), 2u);
@@ -175,16 +177,20 @@ TEST(StateFile, IdempotencyKeysKeepTheRestOfTheirTtl) {
     // Restarted 40 s later: "early" (250 s + 40 s old) has 10 s left, "late" 210 s.
     IdempotencyCache restored(300, 100);
     restored.restore_from(state, 5000, 40);
-    ASSERT_TRUE(restored.find("early", 5000));
-    EXPECT_EQ(restored.find("early", 5000)->id, "qa0ep:1");
-    EXPECT_FALSE(restored.find("early", 5010));
-    EXPECT_TRUE(restored.find("late", 5209));
-    EXPECT_FALSE(restored.find("late", 5210));
+    const auto verdict = [&](const std::string& key, std::int64_t now) {
+        return restored.find(key, RequestDigest{}, now).verdict;
+    };
+    using Verdict = KeyLookup::Verdict;
+    ASSERT_EQ(verdict("early", 5000), Verdict::same_request);
+    EXPECT_EQ(restored.find("early", RequestDigest{}, 5000).first_ack.id, "qa0ep:1");
+    EXPECT_EQ(verdict("early", 5010), Verdict::unseen);
+    EXPECT_EQ(verdict("late", 5209), Verdict::same_request);
+    EXPECT_EQ(verdict("late", 5210), Verdict::unseen);
 }
 
 TEST(StateFile, KeysOlderThanTheTtlAreNotRestored) {
     IdempotencyCache cache(300, 100);
-    cache.remember("key", {ipc::AckStatus::accepted, "qa0ep:1", 1}, 1000);
+    cache.remember("key", RequestDigest{}, {ipc::AckStatus::accepted, "qa0ep:1", 1}, 1000);
     SavedState state;
     cache.save_into(state, 1100);
     IdempotencyCache restored(300, 100);
