@@ -147,6 +147,18 @@ async function shareWithNginx(dir, runDir, nginxUser) {
     await chown(path.join(dir, 'tmp'), nginxUser.uid, nginxUser.gid);
 }
 
+// The workers serve the web root themselves: say so plainly instead of answering 403 (a checkout
+// under /root, say, is out of their reach).
+async function checkServableBy(nginxUser, webRoot) {
+    if (!nginxUser) return;
+    const probe = ['--reuid', String(nginxUser.uid), '--regid', String(nginxUser.gid), '--clear-groups', '--', 'test', '-r', webRoot, '-a', '-x', webRoot];
+    try {
+        await execFileAsync('setpriv', probe);
+    } catch {
+        throw new Error(`nginx's workers run as ${nginxUser.name} and cannot read the web root ${webRoot}: make it and its parent directories readable and searchable by others (chmod o+rx), or start the stack from another directory`);
+    }
+}
+
 function userDirective(nginxUser) {
     return nginxUser ? `user                    ${nginxUser.name} ${nginxUser.group};` : '';
 }
@@ -664,6 +676,7 @@ export async function startStack({
     await mkdir(path.join(dir, 'state'), { recursive: true, mode: 0o700 });
     const nginxUser = isRootProcess() ? await unprivilegedNginxUser() : null;
     await shareWithNginx(dir, runDir, nginxUser);
+    await checkServableBy(nginxUser, webRoot);
     const { cert, key } = await ensureCertificate(dir);
 
     const pickPorts = !httpPort || !httpsPort;
