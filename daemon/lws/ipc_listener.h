@@ -3,28 +3,33 @@
 #pragma once
 
 #include <libwebsockets.h>
+#include <sys/types.h>
+#include <unistd.h>
 
 #include <memory>
 #include <string>
 #include <unordered_map>
 
-#include "common/ipc.h"
+#include "common/log_throttle.h"
 #include "daemon/core/event_sink.h"
+#include "daemon/core/publish_intake.h"
 
 namespace shopcast {
 
 // One per daemon; the IPC vhost's user pointer. Owns the state of every publisher connection.
+// Only a peer running as the daemon's own user (or root) may publish, whatever the socket's
+// mode says; every request is checked again against the event rules before it is published.
 // Each request is acknowledged as soon as it is read; the fan-out of everything read in one
 // pass of the event loop follows in the next pass, so acks never wait for browsers and a
 // browser that is behind gets the burst in one write.
 class IpcListener {
   public:
-    explicit IpcListener(EventSink& sink) : sink_(sink) {}
+    explicit IpcListener(EventSink& sink) : sink_(sink), own_uid_(::geteuid()) {}
     IpcListener(const IpcListener&) = delete;
     IpcListener& operator=(const IpcListener&) = delete;
 
     struct Connection {
-        ipc::FrameReader reader;
+        PublishIntake intake;
     };
 
     int on_adopt(lws* wsi);
@@ -40,11 +45,17 @@ class IpcListener {
     };
     static void deliver(lws_sorted_usec_list_t* timer);
     void schedule_delivery(lws* wsi);
+    bool is_trusted_peer(lws* wsi);
+    void log_throttled(LogThrottle& throttle, std::string line);
 
     EventSink& sink_;
+    const uid_t own_uid_;
     std::unordered_map<lws*, std::unique_ptr<Connection>> connections_;
     DeliveryTimer delivery_{{}, this};
     bool delivery_scheduled_ = false;
+    // A peer may retry as fast as it likes: a few lines a minute say enough about it.
+    LogThrottle refused_peer_log_{5, 60'000};
+    LogThrottle refused_request_log_{5, 60'000};
 };
 
 inline constexpr const char* kIpcProtocolName = "shopcast-ipc";

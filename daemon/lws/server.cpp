@@ -29,11 +29,16 @@ namespace {
 constexpr auto kShutdownGrace = std::chrono::seconds(3);
 
 // lws unlinks a socket path before binding, so a second daemon would silently steal the
-// sockets of the first; an exclusive lock next to the events socket prevents that.
+// sockets of the first; an exclusive lock next to the events socket prevents that. The file is
+// the daemon user's alone (0600, also when an older version left it 0660): whoever can open it
+// can hold the lock and keep the daemon from starting.
 UniqueFd lock_instance(const std::string& events_socket) {
     const std::string path = events_socket + ".lock";
-    UniqueFd fd(::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0660));
+    UniqueFd fd(::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600));
     if (!fd.valid()) throw ConfigError("cannot open " + path + ": " + std::strerror(errno));
+    if (::fchmod(fd.get(), 0600) != 0) {
+        throw ConfigError("cannot make " + path + " private: " + std::strerror(errno));
+    }
     if (::flock(fd.get(), LOCK_EX | LOCK_NB) != 0) {
         throw ConfigError("another shopcastd is running (" + path + " is locked)");
     }
@@ -202,8 +207,11 @@ int run_daemon(DaemonConfig config, const ConfigReloader& reload) {
     create_websocket_listeners(context, config, listener_settings, listener_contexts, handed_over,
                                accept_pumps, own_socket_paths);
     UniqueFd events_socket = handed_over.take_unix(config.events_socket);
+    // Created owner-only from the start, so no one else can connect before the chmod below.
+    const mode_t shared_umask = ::umask(0077);
     lws_vhost* events_vhost = create_ipc_vhost(context, config, ipc_protocols.data(), ipc_listener,
                                                !events_socket.valid());
+    ::umask(shared_umask);
     if (events_vhost == nullptr) {
         throw ConfigError("cannot listen for events on " + config.events_socket);
     }
@@ -216,9 +224,12 @@ int run_daemon(DaemonConfig config, const ConfigReloader& reload) {
     handed_over.close_unclaimed();
     start_accept_pumps(context, pump_protocols.data(), accept_pumps);
 
-    // Read-write for the owner and the group shared with nginx and shopcast-fcgi, nothing else.
-    // (Sockets systemd made keep the mode their unit gives them.)
-    for (const std::string& path : own_socket_paths) ::chmod(path.c_str(), 0660);
+    // The WebSocket sockets: read-write for the owner and the group shared with nginx. The events
+    // socket: the owner only (shopcast-fcgi runs as the same user); nginx's user must not
+    // publish. (Sockets systemd made keep the mode their unit gives them.)
+    for (const std::string& path : own_socket_paths) {
+        ::chmod(path.c_str(), path == config.events_socket ? 0600 : 0660);
+    }
 
     loop.on_hangup([&] { apply_reload(config, reload, hub, authenticator); });
 
