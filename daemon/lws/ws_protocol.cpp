@@ -4,6 +4,7 @@
 #include <array>
 
 #include "daemon/core/client_action.h"
+#include "daemon/core/frame_rules.h"
 #include "daemon/lws/guarded_callback.h"
 
 namespace shopcast {
@@ -78,6 +79,15 @@ void open_connection(lws* wsi, ConnectionData& data) {
     }
 }
 
+// Fails the connection: lws sends a close frame with `code` and closes once the peer answers
+// (or after its 5 s timeout).
+int fail_connection(lws* wsi, int code, std::string_view reason) {
+    lws_close_reason(wsi, static_cast<lws_close_status>(code),
+                     reinterpret_cast<unsigned char*>(const_cast<char*>(reason.data())),
+                     reason.size());
+    return -1;
+}
+
 int receive_fragment(lws* wsi, ConnectionData& data, std::string_view fragment) {
     Session& session = *data.session;
     Hub& hub = *context_of(wsi).hub;
@@ -87,13 +97,8 @@ int receive_fragment(lws* wsi, ConnectionData& data, std::string_view fragment) 
     switch (session.append_fragment(fragment, final_fragment, kMaxClientMessageBytes)) {
         case InboundStatus::incomplete:
             return 0;
-        case InboundStatus::too_large: {
-            static constexpr char kReason[] = "message over 4 KiB";
-            lws_close_reason(wsi, static_cast<lws_close_status>(kCloseMessageTooBig),
-                             reinterpret_cast<unsigned char*>(const_cast<char*>(kReason)),
-                             sizeof(kReason) - 1);
-            return -1;
-        }
+        case InboundStatus::too_large:
+            return fail_connection(wsi, kCloseMessageTooBig, "message over 4 KiB");
         case InboundStatus::complete:
             break;
     }
@@ -101,10 +106,26 @@ int receive_fragment(lws* wsi, ConnectionData& data, std::string_view fragment) 
     session.inbound.clear();
     if (data.binary_message) {
         hub.on_binary_message(session);
+    } else if (!is_valid_utf8(message)) {
+        // Checked here, not by lws (LWS_SERVER_OPTION_VALIDATE_UTF8): lws would also drop a
+        // close frame whose reason is not UTF-8 without any code, where answer_peer_close
+        // sends 1007.
+        return fail_connection(wsi, kCloseInvalidPayload, "text is not UTF-8");
     } else {
         hub.on_text_message(session, message);
     }
     return 0;
+}
+
+// lws echoes the peer's close frame when this returns 0. It has already rewritten some codes no
+// peer may send to 1002 in `payload`, but not all of them (5000 and up pass), nor a one-byte
+// payload or a reason that is not UTF-8: those fail the connection here instead.
+int answer_peer_close(lws* wsi, std::string_view payload) {
+    const PeerCloseVerdict verdict = judge_peer_close(payload);
+    if (verdict.echo) return 0;
+    return fail_connection(
+        wsi, verdict.code,
+        verdict.code == kCloseInvalidPayload ? "close reason is not UTF-8" : "invalid close frame");
 }
 
 // The close frame goes out like an event, as raw bytes behind whatever is still buffered, and the
@@ -155,6 +176,8 @@ int callback(lws* wsi, lws_callback_reasons reason, void* user, void* in, std::s
         case LWS_CALLBACK_RECEIVE:
             if (data == nullptr || data->session == nullptr) return -1;
             return receive_fragment(wsi, *data, {static_cast<const char*>(in), len});
+        case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
+            return answer_peer_close(wsi, {static_cast<const char*>(in), len});
         case LWS_CALLBACK_SERVER_WRITEABLE:
             if (data == nullptr || data->session == nullptr) return 0;
             return write_next(wsi, *data->session);
