@@ -14,6 +14,7 @@ import {
   clientFrame,
   request,
   post,
+  waitForAccessLog,
   PUBLISH_PATH,
 } from './helpers.mjs';
 
@@ -126,6 +127,14 @@ for (const site of ['dev', 'production']) {
     test('plain HTTP to the https port -> 400 bad_request', async () => {
       const res = await rawHttp(stack.httpsPort, `POST ${P} HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\n\r\n{}`);
       assertJsonReply(res, 400, 'bad_request', 'http to https port');
+    });
+
+    test('the access log names what the client asked for, not the error page it got', async () => {
+      const log = await waitForAccessLog(stack, `"POST ${P}/ HTTP/1.1" 404`);
+      assert.match(log, /"POST \/api\/internal\/broadcast [^"]*" 414/);  // the query string is left out
+      // Only the one request that asked for an error page by its name shows one.
+      assert.equal(log.match(/\.shopcast-error/g)?.length, 1, log);
+      assert.doesNotMatch(log, /pad=/);
     });
 
     test('a well-formed publish still works alongside', async () => {
