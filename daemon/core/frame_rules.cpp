@@ -1,5 +1,6 @@
 #include "daemon/core/frame_rules.h"
 
+#include <algorithm>
 #include <cstdint>
 
 namespace shopcast {
@@ -55,6 +56,40 @@ PeerCloseVerdict judge_peer_close(std::string_view payload) {
     if (!is_valid_close_code(code)) return {false, kCloseProtocolError};
     if (!is_valid_utf8(payload.substr(2))) return {false, kCloseInvalidPayload};
     return {true, 0};
+}
+
+std::size_t FrameHeaderScanner::feed(std::span<const unsigned char> bytes) {
+    if (unmasked_) return 0;
+    std::size_t at = 0;
+    std::size_t header_start = 0;  // where the header being read began in `bytes`
+    while (at < bytes.size()) {
+        if (skip_left_ > 0) {  // neither the key nor the payload says anything about masking
+            const auto skip = std::min<std::uint64_t>(skip_left_, bytes.size() - at);
+            skip_left_ -= skip;
+            at += static_cast<std::size_t>(skip);
+            continue;
+        }
+        if (header_have_ == 0) header_start = at;
+        header_[header_have_++] = bytes[at++];
+        if (header_have_ < 2) continue;
+        if ((header_[1] & 0x80) == 0) {
+            unmasked_ = true;
+            // Its first byte may have come in an earlier piece.
+            return header_have_ == at - header_start ? header_start : 0;
+        }
+        const unsigned length7 = header_[1] & 0x7f;
+        const std::size_t length_bytes = length7 == 126 ? 2 : length7 == 127 ? 8 : 0;
+        if (header_have_ < 2 + length_bytes) continue;
+        std::uint64_t length = length7;
+        if (length_bytes > 0) {
+            length = 0;
+            for (std::size_t k = 0; k < length_bytes; ++k) length = (length << 8) | header_[2 + k];
+        }
+        header_have_ = 0;
+        // The 4-byte key, then the payload (lws refuses lengths with the top bit set).
+        skip_left_ = 4 + std::min<std::uint64_t>(length, UINT64_MAX - 4);
+    }
+    return bytes.size();
 }
 
 }  // namespace shopcast

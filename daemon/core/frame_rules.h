@@ -2,6 +2,10 @@
 // text of a message and the payload of a close frame.
 #pragma once
 
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <span>
 #include <string_view>
 
 namespace shopcast {
@@ -26,5 +30,22 @@ struct PeerCloseVerdict {
     int code;  // when !echo
 };
 PeerCloseVerdict judge_peer_close(std::string_view payload);
+
+// Follows the frame headers in the byte stream a client sends after the handshake, to see what
+// libwebsockets 4.1.6 does not tell: whether each frame is masked (RFC 6455 5.1: a server must
+// fail a connection whose client sends a frame without a mask). One per watched connection.
+class FrameHeaderScanner {
+  public:
+    // Takes the next bytes of the stream and says how many of them come before the first frame
+    // without a mask (all of them while every frame is masked; none once one was seen).
+    std::size_t feed(std::span<const unsigned char> bytes);
+    bool unmasked_frame_seen() const { return unmasked_; }
+
+  private:
+    std::uint64_t skip_left_ = 0;  // key and payload bytes of the current frame still to come
+    std::array<unsigned char, 10> header_{};  // the next header up to its length
+    std::size_t header_have_ = 0;
+    bool unmasked_ = false;
+};
 
 }  // namespace shopcast

@@ -5,6 +5,7 @@
 
 #include "daemon/core/client_action.h"
 #include "daemon/core/frame_rules.h"
+#include "daemon/lws/frame_guard.h"
 #include "daemon/lws/guarded_callback.h"
 
 namespace shopcast {
@@ -72,6 +73,7 @@ void open_connection(lws* wsi, ConnectionData& data) {
     WebSocketContext& context = context_of(wsi);
     Session& session = context.hub->open_session(client_address(wsi, context), wsi);
     data.session = &session;
+    watch_frames(wsi);
     if (context.live_hold_ms > 0) {
         lws_set_timer_usecs(wsi, context.live_hold_ms * LWS_US_PER_MS);
     } else {
@@ -155,6 +157,13 @@ int close_connection(lws* wsi, Session& session) {
 }
 
 int write_next(lws* wsi, Session& session) {
+    if (sent_unmasked_frame(wsi) && !session.close_written) {
+        // RFC 6455 5.1: a client's frames are masked. lws 4.1.6 accepts them without a mask and
+        // was shown nothing from that frame on (frame_guard.h); fail the connection at once,
+        // ahead of anything still queued.
+        session.close = CloseRequest{kCloseProtocolError, "frame not masked"};
+        return close_connection(wsi, session);
+    }
     if (session.close && session.control.empty()) return close_connection(wsi, session);
     context_of(wsi).hub->on_writeable(session);
     return 0;
@@ -182,6 +191,7 @@ int callback(lws* wsi, lws_callback_reasons reason, void* user, void* in, std::s
             if (data == nullptr || data->session == nullptr) return 0;
             return write_next(wsi, *data->session);
         case LWS_CALLBACK_CLOSED:
+            stop_watching_frames(wsi);
             // Also raised for connections refused before ESTABLISHED, with no session yet.
             if (data != nullptr && data->session != nullptr) {
                 context_of(wsi).hub->close_session(*data->session);

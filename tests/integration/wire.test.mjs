@@ -1,8 +1,8 @@
 // The wire as a careless or hostile client writes it, in raw bytes over a socket: malformed HTTP
 // on the publish location (every reply JSON with the right status, on the development stack and
 // the production site alike), oversized upgrade headers (431 through nginx, and what direct mode
-// does), and WebSocket frames a browser never sends (RFC 6455: text that is not UTF-8, close
-// codes no peer may send), through nginx and in direct mode.
+// does), and WebSocket frames a browser never sends (RFC 6455: unmasked frames, text that is not
+// UTF-8, close codes no peer may send), through nginx and in direct mode (ws:// and wss://).
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
@@ -233,6 +233,13 @@ class RawWebSocket {
   }
 }
 
+// A frame as a server would send it: no mask, which a client must never do (RFC 6455 5.1).
+function unmaskedFrame(opcode, payload) {
+  const data = Buffer.from(payload);
+  assert.ok(data.length < 126);
+  return Buffer.concat([Buffer.from([0x80 | opcode, data.length]), data]);
+}
+
 // One frame with the FIN bit as given, masked like a browser's.
 function fragment(opcode, payload, fin) {
   const frame = clientFrame(opcode, payload);
@@ -250,7 +257,7 @@ describe('upgrade headers and WebSocket frames (dev stack with direct mode)', ()
   let stack;
   const open = [];
   before(async () => {
-    stack = await startTestStack({ directPort: 0 });
+    stack = await startTestStack({ directPort: 0, directTlsPort: 0 });
   });
   after(async () => {
     for (const ws of open) ws.destroy();
@@ -328,7 +335,30 @@ describe('upgrade headers and WebSocket frames (dev stack with direct mode)', ()
     await upgrade(stack.directWsUrl);
   });
 
-  for (const [label, url] of [['through nginx', () => stack.wsUrl], ['direct mode', () => stack.directWsUrl]]) {
+  const routes = [
+    ['through nginx', () => stack.wsUrl],
+    ['direct mode', () => stack.directWsUrl],
+    ['direct mode over TLS', () => stack.directWssUrl],
+  ];
+  for (const [label, url] of routes) {
+    test(`${label}: an unmasked text frame -> close 1002, and the daemon does not act on it`, async () => {
+      const ws = await upgrade(url());
+      ws.send(clientFrame(OPCODE_TEXT, JSON.stringify({ action: 'subscribe', shops: [8] })));
+      await ws.message((m) => m.type === 'subscribed');
+      ws.send(unmaskedFrame(OPCODE_TEXT, JSON.stringify({ action: 'subscribe', shops: [9] })));
+      assert.equal((await ws.closeFrame())?.code, 1002);
+      assert.equal(ws.frames.filter((f) => f.opcode === OPCODE_TEXT && f.payload.includes('[9]')).length, 0, ws.describe());
+    });
+
+    test(`${label}: an unmasked ping or close frame -> close 1002`, async () => {
+      const ping = await upgrade(url());
+      ping.send(unmaskedFrame(0x9, 'hi'));
+      assert.equal((await ping.closeFrame())?.code, 1002);
+      const close = await upgrade(url());
+      close.send(unmaskedFrame(OPCODE_CLOSE, closePayload(1000)));
+      assert.equal((await close.closeFrame())?.code, 1002);
+    });
+
     test(`${label}: a text frame that is not UTF-8 -> close 1007`, async () => {
       const ws = await upgrade(url());
       ws.send(clientFrame(OPCODE_TEXT, Buffer.from([0x7b, 0x22, 0xed, 0xa0, 0x80, 0x22, 0x7d])));  // {"<surrogate>"}

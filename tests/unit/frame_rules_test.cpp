@@ -2,8 +2,11 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdint>
 #include <initializer_list>
+#include <span>
 #include <string>
+#include <vector>
 
 namespace shopcast {
 namespace {
@@ -80,6 +83,67 @@ TEST(FrameRules, PeerCloseIsEchoedOrFailed) {
             EXPECT_EQ(verdict.code, c.code) << c.payload.size();
         }
     }
+}
+
+// A client frame: FIN + opcode, the length in its 7-bit, 16-bit or 64-bit form, a key when
+// masked, then the payload (its bytes are irrelevant to the scanner).
+std::vector<unsigned char> frame(std::uint64_t length, bool masked, unsigned char opcode = 0x1) {
+    std::vector<unsigned char> out{static_cast<unsigned char>(0x80 | opcode)};
+    const unsigned char mask_bit = masked ? 0x80 : 0x00;
+    if (length < 126) {
+        out.push_back(static_cast<unsigned char>(mask_bit | length));
+    } else if (length < 65536) {
+        out.push_back(mask_bit | 126);
+        out.push_back(static_cast<unsigned char>(length >> 8));
+        out.push_back(static_cast<unsigned char>(length));
+    } else {
+        out.push_back(mask_bit | 127);
+        for (int shift = 56; shift >= 0; shift -= 8) {
+            out.push_back(static_cast<unsigned char>(length >> shift));
+        }
+    }
+    if (masked) out.insert(out.end(), {0x37, 0xfa, 0x21, 0x3d});
+    // A payload that looks like frame headers without a mask, to show it is skipped.
+    out.insert(out.end(), static_cast<std::size_t>(length), 0x01);
+    return out;
+}
+
+std::vector<unsigned char> concat(std::initializer_list<std::vector<unsigned char>> parts) {
+    std::vector<unsigned char> out;
+    for (const auto& part : parts) out.insert(out.end(), part.begin(), part.end());
+    return out;
+}
+
+TEST(FrameHeaderScanner, MaskedFramesOfEveryLengthFormPass) {
+    const auto stream = concat({frame(0, true), frame(5, true), frame(125, true), frame(126, true),
+                                frame(70000, true), frame(3, true, 0x9), frame(2, true, 0x8)});
+    FrameHeaderScanner scanner;
+    EXPECT_EQ(scanner.feed(stream), stream.size());
+    EXPECT_FALSE(scanner.unmasked_frame_seen());
+}
+
+TEST(FrameHeaderScanner, WhatComesBeforeAnUnmaskedFramePassesNothingAfter) {
+    const auto before = concat({frame(200, true), frame(1, true)});
+    for (const auto& unmasked : {frame(0, false), frame(10, false), frame(300, false),
+                                 frame(4, false, 0x9), frame(2, false, 0x8)}) {
+        FrameHeaderScanner scanner;
+        EXPECT_EQ(scanner.feed(concat({before, unmasked, frame(3, true)})), before.size());
+        EXPECT_TRUE(scanner.unmasked_frame_seen());
+        EXPECT_EQ(scanner.feed(frame(3, true)), 0u);
+    }
+}
+
+TEST(FrameHeaderScanner, BytesMayArriveOneAtATime) {
+    const auto before = concat({frame(126, true), frame(70000, true)});
+    const auto stream = concat({before, frame(7, false)});
+    FrameHeaderScanner scanner;
+    std::size_t passed = 0;
+    for (std::size_t at = 0; at < stream.size(); ++at) {
+        passed += scanner.feed(std::span(stream).subspan(at, 1));
+    }
+    EXPECT_TRUE(scanner.unmasked_frame_seen());
+    // The unmasked frame's first byte says nothing yet; its second one tells.
+    EXPECT_EQ(passed, before.size() + 1);
 }
 
 }  // namespace
