@@ -8,7 +8,8 @@
 // A client that sends frames before the handshake's reply (no browser does) can make the scanner
 // lose its place: it then misjudges its own connection only.
 
-// The real recv() is called by name: glibc's fortified inline recv() would clash with ours.
+// This file defines recv(); with _FORTIFY_SOURCE glibc's headers define an inline one that would
+// clash with it.
 #undef _FORTIFY_SOURCE
 
 #include "daemon/lws/frame_guard.h"
@@ -32,7 +33,9 @@ struct WatchedConnection {
     FrameHeaderScanner scanner;
 };
 
-// One per service thread, keyed by socket; recv() on any other thread finds none.
+// One per service thread, keyed by socket; recv() on any other thread finds none. An entry lives
+// from ESTABLISHED to CLOSED, which lws raises before it closes the socket: `wsi` is alive
+// whenever its socket is looked up.
 thread_local std::unordered_map<int, WatchedConnection>* watched = nullptr;
 
 std::unordered_map<int, WatchedConnection>& table() {
@@ -60,8 +63,9 @@ long admit(int fd, const void* bytes, long length) {
 }
 
 // Reads hidden from lws are read past, so that lws gets what a read with nothing to hide would
-// give it (bytes, or "would block" from the real function). Bounded: a client that keeps
-// sending cannot hold the loop; lws then gets an error and drops it.
+// give it (bytes, or "would block" from the real function). Bounded, so that a client that keeps
+// sending cannot hold the loop: recv() then says "would block" (the connection is failed on its
+// writeable turn), SSL_read() fails (lws drops the connection).
 constexpr int kHiddenReadsMax = 8;
 
 template <typename Function>
