@@ -5,6 +5,7 @@
 // UTF-8, close codes no peer may send), through nginx and in direct mode (ws:// and wss://).
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
 import net from 'node:net';
 import tls from 'node:tls';
 import {
@@ -399,6 +400,45 @@ describe('upgrade headers and WebSocket frames (dev stack with direct mode)', ()
       assert.equal(close.code, undefined);
     });
   }
+
+  test('nginx passes the daemon the handshake, Origin, Host and its own X-Real-IP, nothing else', async () => {
+    // For this one request a recorder stands in for shopcastd on its socket.
+    await stack.stopDaemon();
+    const heads = [];
+    const recorder = net.createServer((socket) => {
+      let head = '';
+      socket.on('error', () => {});
+      socket.on('data', (chunk) => {
+        head += chunk.toString('latin1');
+        if (!head.includes('\r\n\r\n')) return;
+        heads.push(head.slice(0, head.indexOf('\r\n\r\n')));
+        socket.end('HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\nConnection: close\r\n\r\n');
+      });
+    });
+    try {
+      fs.rmSync(stack.wsSocket, { force: true });
+      await new Promise((resolve, reject) => recorder.once('error', reject).listen(stack.wsSocket, resolve));
+      fs.chmodSync(stack.wsSocket, 0o666);  // whichever user nginx's workers run as
+      await rawHttp(stack.httpPort, [
+        'GET /ws?since=x HTTP/1.1', 'Host: 127.0.0.1', 'Upgrade: websocket', 'Connection: keep-alive, Upgrade',
+        'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==', 'Sec-WebSocket-Version: 13',
+        'Sec-WebSocket-Protocol: chat', 'Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits',
+        `Origin: ${stack.origin}`, 'Cookie: session=secret', 'Authorization: Bearer token', 'User-Agent: probe/1',
+        'X-Real-IP: 203.0.113.9', 'X-Forwarded-For: 203.0.113.9', '', ''].join('\r\n'));
+      assert.equal(heads.length, 1);
+      const [requestLine, ...lines] = heads[0].split('\r\n');
+      assert.equal(requestLine, 'GET /ws?since=x HTTP/1.1');
+      const headers = Object.fromEntries(lines.map((line) => [line.slice(0, line.indexOf(':')).toLowerCase(), line.slice(line.indexOf(':') + 1).trim()]));
+      assert.deepEqual(Object.keys(headers).sort(), ['connection', 'host', 'origin', 'sec-websocket-key', 'sec-websocket-version', 'upgrade', 'x-real-ip'], heads[0]);
+      assert.equal(headers['x-real-ip'], '127.0.0.1');
+      assert.equal(headers.connection, 'upgrade');
+      assert.equal(headers.origin, stack.origin);
+    } finally {
+      await new Promise((resolve) => recorder.close(resolve));
+      fs.rmSync(stack.wsSocket, { force: true });
+      await stack.startDaemon();
+    }
+  });
 
   test('the page and the API are untouched by all of the above', async () => {
     const page = await request(`${stack.httpUrl}/`);
