@@ -185,6 +185,9 @@ int run_daemon(DaemonConfig config, const ConfigReloader& reload) {
         log_line(LogLevel::warning, "SHOPCAST_MAX_CONNECTIONS exceeds what the open-files limit (" +
                                         std::to_string(fd_limit) + ") allows");
     }
+    // An upgrade whose headers do not fit is dropped by lws 4.1.6 without a reply. Through nginx
+    // that never happens: /ws passes only the handshake's headers and answers 431 itself above
+    // 6 KB (nginx/snippets/shopcast-http.conf).
     info.max_http_header_data = 8192;
     HandedOverSockets handed_over = HandedOverSockets::from_systemd();
     std::deque<AcceptPump> accept_pumps;  // outlives the context: its wsis point at them

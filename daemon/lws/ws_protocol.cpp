@@ -4,6 +4,8 @@
 #include <array>
 
 #include "daemon/core/client_action.h"
+#include "daemon/core/frame_rules.h"
+#include "daemon/lws/frame_guard.h"
 #include "daemon/lws/guarded_callback.h"
 
 namespace shopcast {
@@ -86,11 +88,21 @@ void open_connection(lws* wsi, ConnectionData& data) {
     WebSocketContext& context = context_of(wsi);
     Session& session = context.hub->open_session(client_address(wsi, context), wsi);
     data.session = &session;
+    watch_frames(wsi);
     if (context.live_hold_ms > 0) {
         lws_set_timer_usecs(wsi, context.live_hold_ms * LWS_US_PER_MS);
     } else {
         context.hub->release_hold(session);
     }
+}
+
+// Fails the connection: lws sends a close frame with `code` and closes once the peer answers
+// (or after its 5 s timeout).
+int fail_connection(lws* wsi, int code, std::string_view reason) {
+    lws_close_reason(wsi, static_cast<lws_close_status>(code),
+                     reinterpret_cast<unsigned char*>(const_cast<char*>(reason.data())),
+                     reason.size());
+    return -1;
 }
 
 int receive_fragment(lws* wsi, ConnectionData& data, std::string_view fragment) {
@@ -102,13 +114,8 @@ int receive_fragment(lws* wsi, ConnectionData& data, std::string_view fragment) 
     switch (session.append_fragment(fragment, final_fragment, kMaxClientMessageBytes)) {
         case InboundStatus::incomplete:
             return 0;
-        case InboundStatus::too_large: {
-            static constexpr char kReason[] = "message over 4 KiB";
-            lws_close_reason(wsi, static_cast<lws_close_status>(kCloseMessageTooBig),
-                             reinterpret_cast<unsigned char*>(const_cast<char*>(kReason)),
-                             sizeof(kReason) - 1);
-            return -1;
-        }
+        case InboundStatus::too_large:
+            return fail_connection(wsi, kCloseMessageTooBig, "message over 4 KiB");
         case InboundStatus::complete:
             break;
     }
@@ -116,10 +123,26 @@ int receive_fragment(lws* wsi, ConnectionData& data, std::string_view fragment) 
     session.inbound.clear();
     if (data.binary_message) {
         hub.on_binary_message(session);
+    } else if (!is_valid_utf8(message)) {
+        // Checked here, not by lws (LWS_SERVER_OPTION_VALIDATE_UTF8): lws would also drop a
+        // close frame whose reason is not UTF-8 without any code, where answer_peer_close
+        // sends 1007.
+        return fail_connection(wsi, kCloseInvalidPayload, "text is not UTF-8");
     } else {
         hub.on_text_message(session, message);
     }
     return 0;
+}
+
+// lws echoes the peer's close frame when this returns 0. It has already rewritten some codes no
+// peer may send to 1002 in `payload`, but not all of them (5000 and up pass), nor a one-byte
+// payload or a reason that is not UTF-8: those fail the connection here instead.
+int answer_peer_close(lws* wsi, std::string_view payload) {
+    const PeerCloseVerdict verdict = judge_peer_close(payload);
+    if (verdict.echo) return 0;
+    return fail_connection(
+        wsi, verdict.code,
+        verdict.code == kCloseInvalidPayload ? "close reason is not UTF-8" : "invalid close frame");
 }
 
 // The close frame goes out like an event, as raw bytes behind whatever is still buffered, and the
@@ -149,6 +172,13 @@ int close_connection(lws* wsi, Session& session) {
 }
 
 int write_next(lws* wsi, Session& session) {
+    if (sent_unmasked_frame(wsi) && !session.close_written) {
+        // RFC 6455 5.1: a client's frames are masked. lws 4.1.6 accepts them without a mask and
+        // was shown nothing from that frame on (frame_guard.h); fail the connection at once,
+        // ahead of anything still queued.
+        session.close = CloseRequest{kCloseProtocolError, "frame not masked"};
+        return close_connection(wsi, session);
+    }
     if (session.close && session.control.empty()) return close_connection(wsi, session);
     context_of(wsi).hub->on_writeable(session);
     return 0;
@@ -175,12 +205,15 @@ int callback(lws* wsi, lws_callback_reasons reason, void* user, void* in, std::s
                 context_of(wsi).hub->on_control_frame(*data->session);
             }
             return 0;
+        case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
+            return answer_peer_close(wsi, {static_cast<const char*>(in), len});
         case LWS_CALLBACK_SERVER_WRITEABLE:
             if (data == nullptr || data->session == nullptr) return 0;
             if (!data->writeable_requested) context_of(wsi).hub->on_control_frame(*data->session);
             data->writeable_requested = false;
             return write_next(wsi, *data->session);
         case LWS_CALLBACK_CLOSED:
+            stop_watching_frames(wsi);
             // Also raised for connections refused before ESTABLISHED, with no session yet.
             if (data != nullptr && data->session != nullptr) {
                 context_of(wsi).hub->close_session(*data->session);

@@ -16,7 +16,7 @@
 //   rateLimit, rateBurst  nginx's publish flood guard, default '10000r/s' and 10000
 //   workerConnections, workerProcesses   nginx's slots per worker (16384) and workers (2)
 //   stdio       'pipe' (default) captures output; 'inherit' also echoes it, line by line
-//   webRoot     what nginx serves at /; default web/
+//   webRoot     what the dev site serves at /; default web/ (the production site serves no page)
 //   site        'dev' (default): nginx/dev.conf.template, one server for http and https;
 //               'production': nginx/shopcast.conf as shipped, on the test's ports, certificate
 //               and paths (scripts/lib/production-site.mjs): https serves the API and /ws,
@@ -585,7 +585,7 @@ function writeSiteConfig(stack, { site, siteRewrite, cert, key, rateLimit, rateB
     if (site === 'dev') return writeNginxConfig(stack, { cert, key, rateLimit, rateBurst, workerConnections, workerProcesses });
     if (site !== 'production') throw new Error(`site must be 'dev' or 'production', got ${JSON.stringify(site)}`);
     return writeProductionSite({
-        dir: stack.dir, runDir: stack.runDir, webRoot: stack.webRoot, cert, key,
+        dir: stack.dir, runDir: stack.runDir, cert, key,
         httpPort: stack.httpPort, httpsPort: stack.httpsPort, siteRewrite,
         // Debian's nginx.conf: the production site runs with what a newcomer's nginx has.
         workerConnections: 768,
