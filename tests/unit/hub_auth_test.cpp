@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "daemon/core/hub.h"
+#include "tests/unit/test_epoch.h"
 
 namespace shopcast {
 namespace {
@@ -80,7 +81,7 @@ class HubAuthTest : public testing::Test {
         config.webapp_key = derive_webapp_key(kToken);
         authenticator_ = std::make_unique<TelegramAuthenticator>(config);
         hub_ = std::make_unique<Hub>(
-            HubLimits{}, History("authqa1", 100, 1 << 20), IdempotencyCache(300, 100),
+            HubLimits{}, History(test_epoch("authqa1"), 100, 1 << 20), IdempotencyCache(300, 100),
             *authenticator_, transport_,
             Hub::Clocks{[this] { return now_ms_; }, [] { return kNowSeconds * 1000; }});
     }

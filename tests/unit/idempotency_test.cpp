@@ -1,6 +1,7 @@
 // The Idempotency-Key cache: retries are recognised by key and request digest, a key reused for
 // another event is told apart, and both survive a save and restore.
 #include "daemon/core/idempotency.h"
+#include "daemon/core/cursor.h"
 
 #include <gtest/gtest.h>
 
@@ -104,6 +105,7 @@ TEST(IdempotencyCache, DigestsSurviveSaveAndRestore) {
     cache.remember("k", request_digest(product_request()), accepted("ep:1", 3), kT0);
     SavedState state;
     state.epoch = "qa0ep";
+    state.epoch_key.assign(Epoch::kKeyBytes, '\x5a');
     cache.save_into(state, kT0 + 10);
     const StateLoad load = decode_state(encode_state(state));
     ASSERT_TRUE(load.state.has_value()) << load.problem;
