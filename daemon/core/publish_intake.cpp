@@ -3,6 +3,21 @@
 #include "common/event.h"
 
 namespace shopcast {
+namespace {
+
+// A refusal goes to the log and may quote the payload (a duplicate key's name): one line of
+// printable text, whatever the peer sent.
+std::string printable(std::string_view text) {
+    constexpr std::size_t kMaxLength = 200;
+    std::string line(text.substr(0, kMaxLength));
+    for (char& c : line) {
+        if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) c = '?';
+    }
+    if (text.size() > kMaxLength) line += "...";
+    return line;
+}
+
+}  // namespace
 
 IntakeItem check_publish_payload(std::string_view payload) {
     IntakeItem item;
@@ -13,7 +28,7 @@ IntakeItem check_publish_payload(std::string_view payload) {
     }
     const ValidatedEvent claimed{request->type, request->shop_id, request->user_id, request->json};
     if (std::optional<std::string> error = forwarded_event_error(claimed)) {
-        item.refusal = "invalid event: " + *error;
+        item.refusal = "invalid event: " + printable(*error);
         return item;
     }
     item.request = std::move(request);

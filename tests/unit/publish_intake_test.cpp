@@ -98,6 +98,14 @@ TEST(PublishIntake, PassesValidEvents) {
     }
 }
 
+TEST(PublishIntake, ARefusalIsOnePrintableLine) {
+    const IntakeItem item = check_publish_payload(
+        payload_of(request("shop_updated", "1", "",
+                           "{\"type\":\"shop_updated\",\"shopId\":1,\"a\\nb\":1,\"a\\nb\":2}")));
+    ASSERT_FALSE(item.request);
+    EXPECT_EQ(item.refusal, "invalid event: duplicate key \"a?b\"");
+}
+
 // Frames split at every byte and coalesced: each gets its own verdict, in order.
 TEST(PublishIntake, GivesOneVerdictPerFrameHoweverTheBytesArrive) {
     const std::string stream =
