@@ -250,6 +250,44 @@ describe('protocol', () => {
         client.close();
     });
 
+    it('onAuthError: the error answering auth, once per connection; later errors are not auth\'s', () => {
+        mock.timers.enable({ apis: ['setTimeout'] });
+        try {
+            const Socket = fakeSocketClass();
+            const authErrors = [];
+            const controls = [];
+            const client = connect({
+                url: 'ws://shop.test/ws', initData: 'auth_date=1&hash=00', shops: [1], WebSocketImpl: Socket,
+                onAuthError: (message) => authErrors.push(message), onControl: (m) => controls.push(m),
+            });
+            Socket.last.accept('v:0');
+            Socket.last.message({ type: 'error', message: 'auth failed: auth_date too old' });
+            Socket.last.message({ type: 'error', message: 'at most 100 shops per connection' });
+            assert.deepEqual(authErrors, ['auth failed: auth_date too old']);
+            assert.equal(controls.length, 2, 'both errors still reach onControl');
+
+            Socket.last.drop(); // the next connection authenticates again, and this time it works
+            mock.timers.tick(60_000);
+            assert.equal(Socket.instances.length, 2, 'reconnected');
+            Socket.last.accept('v:1');
+            assert.deepEqual(Socket.last.sent[0], { action: 'auth', initData: 'auth_date=1&hash=00' });
+            Socket.last.message({ type: 'auth_ok', userId: 5 });
+            Socket.last.message({ type: 'error', message: 'at most 100 shops per connection' });
+            assert.deepEqual(authErrors, ['auth failed: auth_date too old']);
+
+            // Without initData nothing is sent, so no error is auth's.
+            const anonymous = fakeSocketClass();
+            const other = connect({ url: 'ws://shop.test/ws', WebSocketImpl: anonymous, onAuthError: (m) => authErrors.push(m) });
+            anonymous.last.accept('v:2');
+            anonymous.last.message({ type: 'error', message: 'unknown action' });
+            assert.equal(authErrors.length, 1);
+            client.close();
+            other.close();
+        } finally {
+            mock.timers.reset();
+        }
+    });
+
     it('resumes from hello at once when it has no cursor yet', () => {
         const Socket = fakeSocketClass();
         const client = connect({ url: 'ws://shop.test/ws', WebSocketImpl: Socket });
