@@ -6,8 +6,9 @@
 //   resume  `connections` WebSockets, each subscribed to `shops` shops that never get events,
 //           sending `resume` from `since` (an old but valid cursor) `perSecond` times a second;
 //           a connection the daemon closes comes back at once, as an attacker's would.
-//   ping    `connections` WebSockets sending PINGs as fast as the socket takes them, and
-//           coming back when closed.
+//   ping    `connections` WebSockets (subscribed to one quiet shop, so that nothing else is
+//           written to them) sending PINGs as fast as the socket takes them, and coming back
+//           when closed. stats() counts the PONGs they got and how long they were open.
 // The process ends by itself after `maxSeconds` even if nobody stops it.
 //
 // measureTraffic() is the normal page and the bot: one page that subscribes to nothing, one
@@ -241,7 +242,14 @@ export function timeToHello(wsUrl, origin, timeoutMs) {
 // The load-generator process
 
 function runWorker() {
-    const stats = { opened: 0, refused: 0, closes: {}, resumes: 0, pings: 0, errors: 0, resyncs: 0 };
+    const stats = { opened: 0, refused: 0, closes: {}, resumes: 0, pings: 0, pongs: 0, errors: 0, resyncs: 0, openSeconds: 0 };
+    const openSince = new Map(); // socket -> when it opened
+    const closedSeconds = { total: 0 };
+    const snapshot = () => {
+        let open = 0;
+        for (const since of openSince.values()) open += (clock() - since) / 1000;
+        return { ...stats, openSeconds: closedSeconds.total + open };
+    };
     const sockets = new Set();
     let stopped = false;
     let options;
@@ -254,12 +262,15 @@ function runWorker() {
         const again = () => {
             if (ws.again) return;
             ws.again = true;
+            if (openSince.has(ws)) closedSeconds.total += (clock() - openSince.get(ws)) / 1000;
+            openSince.delete(ws);
             clearInterval(timer);
             sockets.delete(ws);
             setImmediate(open);
         };
         ws.on('open', () => {
             stats.opened += 1;
+            openSince.set(ws, clock());
             if (options.kind === 'resume') {
                 const shops = Array.from({ length: options.shops }, (_, i) => 1_000_000 + i);
                 ws.send(JSON.stringify({ action: 'subscribe', shops }));
@@ -270,6 +281,10 @@ function runWorker() {
                     stats.resumes += 1;
                 }, 1000 / options.perSecond);
             } else {
+                ws.send(JSON.stringify({ action: 'subscribe', shops: [2_000_000] }));
+                ws.on('pong', () => {
+                    stats.pongs += 1;
+                });
                 const flood = () => {
                     if (stopped || ws.readyState !== WebSocket.OPEN) return;
                     // As fast as the socket takes them, without queueing without bound here.
@@ -308,7 +323,7 @@ function runWorker() {
             setTimeout(() => process.exit(0), (options.maxSeconds ?? 120) * 1000).unref();
             process.send({ ev: 'ready' });
         } else if (message.ev === 'stats') {
-            process.send({ ev: 'stats', stats });
+            process.send({ ev: 'stats', stats: snapshot() });
         } else if (message.ev === 'stop') {
             stopped = true;
             for (const ws of sockets) ws.terminate();
