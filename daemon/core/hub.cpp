@@ -381,7 +381,9 @@ void Hub::handle_resume(Session& session, std::string_view since) {
         if (session.rewound) {
             // One rewind per connection is all a page needs (it resumes once, on connect);
             // more would let one connection make the daemon replay the same span repeatedly.
-            refuse_action(session, kSecondRewind);
+            // Not a strike: the refusal costs one small frame, the action budget bounds how
+            // often, and closing would only turn the sender into a costlier reconnect loop.
+            send_control(session, control::error(kSecondRewind));
             return;
         }
         session.rewound = true;

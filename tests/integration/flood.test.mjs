@@ -63,9 +63,8 @@ test('200 connections resuming from an old cursor 18 times a second: the normal 
   const { run, stats } = await underFlood({ kind: 'resume', connections: 200, shops: 99, perSecond: 18, since: oldest });
   assertNormalTraffic(run, 'resume flood');
   assert.ok(stats.resumes > 2000, `the flood ran (${stats.resumes} resumes)`);
-  assert.ok(stats.errors > 0, 'a second rewinding resume is answered with error');
+  assert.ok(stats.errors > stats.resumes / 2, `a second rewinding resume is answered with error (${stats.errors} of ${stats.resumes})`);
   assert.equal(stats.resyncs, 0, 'the cursor stayed valid: the refusals are not resyncs');
-  assert.ok((stats.closes[1008] ?? 0) > 0, 'connections that keep trying are closed (1008)');
 });
 
 test('8 connections flooding PINGs: the normal page is served, each flood answered within the budget', { timeout: 60_000 }, async () => {
