@@ -9,6 +9,8 @@
 #include <string_view>
 #include <vector>
 
+#include "common/log.h"
+
 namespace shopcast {
 
 // A start-up error; main() prints its message as one line and exits non-zero.
@@ -53,6 +55,11 @@ class Settings {
     std::map<std::string, std::string, std::less<>> flags_;
     bool help_requested_ = false;
 };
+
+// SHOPCAST_LOG_LEVEL (--log-level), the same setting in both programs.
+SettingSpec log_level_spec();
+// Throws ConfigError for a value other than error, warning, info or debug.
+LogLevel log_level_setting(const Settings& settings);
 
 // Splits "a, b,c" into {"a","b","c"}, dropping empty items.
 std::vector<std::string> split_list(std::string_view text);

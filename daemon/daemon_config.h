@@ -41,6 +41,7 @@ struct DaemonConfig {
     std::int64_t idempotency_ttl_seconds = 300;
     std::string state_directory;  // empty: every start is a new epoch
     TelegramAuthConfig auth;
+    LogLevel log_level = LogLevel::info;
 };
 
 std::vector<SettingSpec> daemon_setting_specs();

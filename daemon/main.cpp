@@ -17,7 +17,9 @@ int main(int argc, char** argv) {
                 stdout);
             return 0;
         }
-        return shopcast::run_daemon(shopcast::load_daemon_config(settings));
+        const shopcast::DaemonConfig config = shopcast::load_daemon_config(settings);
+        shopcast::set_log_level(config.log_level);
+        return shopcast::run_daemon(config);
     } catch (const shopcast::ConfigError& error) {
         shopcast::log_line(shopcast::LogLevel::error, error.what());
         return 2;

@@ -47,6 +47,7 @@ std::vector<SettingSpec> setting_specs() {
          "seconds over which wrong secrets are counted"},
         {"secret-lockout", "SHOPCAST_SECRET_LOCKOUT", std::to_string(throttle.lockout.count()),
          "seconds a locked-out address gets 429, whatever secret it sends"},
+        log_level_spec(),
     };
 }
 
@@ -113,6 +114,7 @@ CommandLine parse_command_line(int argc, char** argv) {
         std::chrono::milliseconds(settings.number("ack-timeout-ms", 1000, 1, 60'000));
     config.policy.require_user_for = require_user_for(settings);
     config.throttle = throttle_settings(settings);
+    config.log_level = log_level_setting(settings);
 
     config.secret = settings.secret("secret");
     if (config.secret.empty()) {

@@ -6,6 +6,7 @@
 #include <string>
 
 #include "common/event.h"
+#include "common/log.h"
 #include "fcgi/secret_throttle.h"
 
 namespace shopcast::fcgi {
@@ -21,6 +22,7 @@ struct FcgiConfig {
     ValidationPolicy policy;
     std::chrono::milliseconds ack_timeout{1000};
     ThrottleSettings throttle;  // failed-secret lockout and the bot's exempt addresses
+    LogLevel log_level = LogLevel::info;
 };
 
 struct CommandLine {

@@ -20,6 +20,8 @@
 #include "common/config.h"
 #include "common/log.h"
 #include "fcgi/daemon_client.h"
+#include "fcgi/fcgi_metrics.h"
+#include "fcgi/ops_endpoints.h"
 
 namespace shopcast::fcgi {
 namespace {
@@ -108,18 +110,42 @@ class FcgiBody final : public BodySource {
     FCGX_Stream* in_;
 };
 
+// What one worker serves requests with.
+struct WorkerTools {
+    PublishHandler& publish;
+    DaemonQueries& daemon;
+    FcgiMetrics& metrics;
+};
+
+Reply publish(const FCGX_Request& request, WorkerTools& tools) {
+    const auto arrived = std::chrono::steady_clock::now();
+    RequestFacts facts;
+    facts.method = param(request, "REQUEST_METHOD").value_or("");
+    facts.content_type = param(request, "CONTENT_TYPE");
+    facts.content_length = param(request, "CONTENT_LENGTH").value_or("");
+    facts.secret = param(request, "HTTP_X_INTERNAL_SECRET");
+    facts.idempotency_key = param(request, "HTTP_IDEMPOTENCY_KEY");
+    facts.remote_address = param(request, "REMOTE_ADDR").value_or("");
+    FcgiBody body(request.in);
+    Reply reply = tools.publish.handle(facts, body);
+    tools.metrics.count_publish_reply(reply.status);
+    // 200 is the daemon's ack (accepted or duplicate): the wait the bot saw, parsing included.
+    if (reply.status == 200)
+        tools.metrics.observe_ack_wait(std::chrono::steady_clock::now() - arrived);
+    return reply;
+}
+
 // Exceptions stop here: libfcgi is C, and a worker must survive any one request.
-void serve_request(FCGX_Request& request, PublishHandler& handler) noexcept {
+void serve_request(FCGX_Request& request, WorkerTools& tools) noexcept {
     try {
-        RequestFacts facts;
-        facts.method = param(request, "REQUEST_METHOD").value_or("");
-        facts.content_type = param(request, "CONTENT_TYPE");
-        facts.content_length = param(request, "CONTENT_LENGTH").value_or("");
-        facts.secret = param(request, "HTTP_X_INTERNAL_SECRET");
-        facts.idempotency_key = param(request, "HTTP_IDEMPOTENCY_KEY");
-        facts.remote_address = param(request, "REMOTE_ADDR").value_or("");
-        FcgiBody body(request.in);
-        write_reply(request.out, handler.handle(facts, body));
+        // nginx routes the operators' endpoints here too (snippets/shopcast-ops.conf).
+        if (const auto endpoint = ops_endpoint(param(request, "DOCUMENT_URI").value_or(""))) {
+            write_reply(request.out,
+                        answer_ops(*endpoint, param(request, "REQUEST_METHOD").value_or(""),
+                                   tools.daemon, tools.metrics));
+            return;
+        }
+        write_reply(request.out, publish(request, tools));
         return;
     } catch (const std::exception& error) {
         log_line(LogLevel::error, std::string("publish request failed: ") + error.what());
@@ -142,6 +168,7 @@ struct ServerState {
     const SecretVerifier& secret;
     SecretThrottle throttle;
     const int listen_fd;
+    FcgiMetrics metrics;
     std::mutex accept_mutex;  // libfcgi wants one FCGX_Accept_r at a time
     std::atomic<bool> stopping{false};
 };
@@ -180,8 +207,9 @@ void run_worker(ServerState& server, Worker& self) noexcept {
         FcgiRequest request(server.listen_fd);
         DaemonClient daemon(server.config.events_socket, server.config.ack_timeout);
         PublishHandler handler(server.secret, server.throttle, server.config.policy, daemon);
+        WorkerTools tools{handler, daemon, server.metrics};
         while (accept_next(server, self, request)) {
-            serve_request(*request.get(), handler);
+            serve_request(*request.get(), tools);
             // Outside the accept mutex: closing a connection may wait for nginx to hang up.
             FCGX_Finish_r(request.get());
         }
@@ -291,7 +319,8 @@ ListeningSocket::~ListeningSocket() {
 
 void write_reply(FCGX_Stream* out, const Reply& reply) {
     std::string head = "Status: " + std::to_string(reply.status) + " ";
-    head.append(reason_phrase(reply.status)).append("\r\nContent-Type: application/json\r\n");
+    head.append(reason_phrase(reply.status)).append("\r\nContent-Type: ");
+    head.append(reply.content_type).append("\r\n");
     for (const auto& [name, value] : reply.headers) head.append(name + ": " + value + "\r\n");
     head.append("Content-Length: " + std::to_string(reply.body.size()) + "\r\n\r\n");
     FCGX_PutStr(head.data(), static_cast<int>(head.size()), out);

@@ -22,13 +22,14 @@ int main(int argc, char** argv) {
             return 0;
         }
         const fcgi::FcgiConfig& config = command.config;
+        set_log_level(config.log_level);
         const SecretVerifier secret(config.secret, config.previous_secret);
         fcgi::ListeningSocket listener = config.listen_path
                                              ? fcgi::ListeningSocket::create(*config.listen_path)
                                              : fcgi::ListeningSocket::inherit();
         return fcgi::run_server(config, secret, std::move(listener));
     } catch (const ConfigError& error) {
-        std::fprintf(stderr, "shopcast-fcgi: %s\n", error.what());
+        log_line(LogLevel::error, error.what());
         return 2;
     } catch (const std::exception& error) {
         log_line(LogLevel::error, error.what());

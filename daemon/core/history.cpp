@@ -12,8 +12,8 @@ std::size_t History::cost_of(const StoredEvent& event) {
            event.frame->wire().size();
 }
 
-const StoredEvent& History::append(std::string_view json, std::string shop_id,
-                                   std::string user_id) {
+const StoredEvent& History::append(std::string_view json, std::string shop_id, std::string user_id,
+                                   std::int64_t published_at_ms) {
     const std::uint64_t seq = next_seq_++;
     const std::string cursor = format_cursor(epoch_, seq);
     // The validated object ends with '}'; the id goes in front of it, so nothing is re-parsed.
@@ -22,8 +22,8 @@ const StoredEvent& History::append(std::string_view json, std::string shop_id,
     payload.append(json.substr(0, json.size() - 1));
     payload.append(",\"id\":\"").append(cursor).append("\"}");
 
-    events_.push_back(
-        StoredEvent{seq, std::move(shop_id), std::move(user_id), make_frame(payload)});
+    events_.push_back(StoredEvent{seq, std::move(shop_id), std::move(user_id), make_frame(payload),
+                                  published_at_ms});
     bytes_ += cost_of(events_.back());
     evict_to_limits();
     return events_.back();

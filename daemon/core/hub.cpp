@@ -51,7 +51,8 @@ Hub::Hub(HubLimits limits, History history, IdempotencyCache idempotency,
       clock_(std::move(clocks.steady)),
       wall_clock_(std::move(clocks.wall)),
       delivered_seq_(history_.last_seq()),
-      admission_(limits.max_connections, limits.max_connections_per_ip) {
+      admission_(limits.max_connections, limits.max_connections_per_ip),
+      started_ms_(clock_()) {
     batch_.reserve(kMaxBatchFrames);
 }
 
@@ -68,6 +69,7 @@ Session& Hub::open_session(std::string client_ip, void* transport) {
     session->action_tokens_at_ms = clock_();
     session->registry_index = sessions_.size();
     admission_.opened(session->client_ip);
+    ++metrics_.connections_opened;
     Session& opened = *session;
     sessions_.push_back(std::move(session));
     send_control(opened, control::hello(history_.cursor_for(history_.last_seq())));
@@ -76,6 +78,7 @@ Session& Hub::open_session(std::string client_ip, void* transport) {
 
 void Hub::close_session(Session& session) {
     admission_.closed(session.client_ip);
+    metrics_.count_close(session.close ? session.close->code : session.peer_close_code);
     // Swap-remove keeps the registry dense for the fan-out loop.
     const std::size_t index = session.registry_index;
     if (index != sessions_.size() - 1) {
@@ -90,22 +93,27 @@ ipc::PublishAck Hub::publish(const ipc::PublishRequest& request) {
     if (!request.idempotency_key.empty()) {
         if (auto first = idempotency_.find(request.idempotency_key, now_seconds)) {
             first->status = ipc::AckStatus::duplicate;
-            log_line(LogLevel::info, "Broadcast skipped (repeated Idempotency-Key): " +
-                                         request.type + " id=" + first->id);
+            ++metrics_.events_duplicate;
+            log_pieces(LogLevel::info, {"Broadcast skipped (repeated Idempotency-Key): ",
+                                        request.type, " id=", first->id});
             return *first;
         }
     }
     if (request.json.size() < 2 || request.json.front() != '{' || request.json.back() != '}') {
+        ++metrics_.events_rejected;
         return ipc::PublishAck{ipc::AckStatus::rejected, {}, 0};
     }
-    const StoredEvent& event = history_.append(request.json, request.shop_id, request.user_id);
+    const StoredEvent& event =
+        history_.append(request.json, request.shop_id, request.user_id, clock_());
+    metrics_.count_published(request.type);
     ipc::PublishAck ack{ipc::AckStatus::accepted, history_.cursor_for(event.seq), 0};
     ack.recipients = static_cast<std::uint32_t>(count_recipients(event));
     if (!request.idempotency_key.empty()) {
         idempotency_.remember(request.idempotency_key, ack, now_seconds);
     }
-    log_line(LogLevel::info, "Broadcast sent: " + request.type + " id=" + ack.id +
-                                 " recipients=" + std::to_string(ack.recipients));
+    // The guide's `grep "Broadcast"`: one line per event, assembled without allocating.
+    log_pieces(LogLevel::info, {"Broadcast sent: ", request.type, " id=", ack.id,
+                                " recipients=", LogNumber(ack.recipients)});
     return ack;
 }
 
@@ -131,6 +139,7 @@ void Hub::deliver_published() {
 void Hub::fan_out_to(Session& session, std::uint64_t first_new_seq) {
     if (session.close || !session.live) return;  // a held connection gets it at release
     if (session.next_seq < history_.first_retained_seq()) {
+        metrics_.count_slow_close(SlowClose::fell_behind);
         request_close(session, kCloseTryAgainLater, std::string(kFellBehind));
         return;
     }
@@ -149,6 +158,7 @@ void Hub::fan_out_to(Session& session, std::uint64_t first_new_seq) {
     }
     if (session.stalled_bytes > limits_.max_queue_bytes ||
         clock_() - session.choked_since_ms > limits_.stall_timeout_ms) {
+        metrics_.count_slow_close(SlowClose::stalled);
         request_close(session, kCloseTryAgainLater, std::string(kTooSlow));
     }
 }
@@ -173,6 +183,7 @@ bool Hub::gather_batch(Session& session) {
     while (session.next_seq <= history_.last_seq() && batch_.size() < kMaxBatchFrames) {
         const StoredEvent* event = history_.find(session.next_seq);
         if (event == nullptr) {
+            metrics_.count_slow_close(SlowClose::fell_behind);
             request_close(session, kCloseTryAgainLater, std::string(kFellBehind));
             return false;
         }
@@ -195,6 +206,7 @@ SendResult Hub::flush(Session& session) {
         if (!gather_batch(session)) return SendResult::dropped;
         if (batch_.empty()) return SendResult::sent;
         const SendResult result = transport_.send(session, batch_);
+        if (result != SendResult::dropped) count_sent(control_taken);
         batch_.clear();
         session.control.erase(session.control.begin(),
                               session.control.begin() + static_cast<long>(control_taken));
@@ -226,6 +238,26 @@ void Hub::release_hold(Session& session) {
 
 void Hub::close_all(int code, std::string_view reason) {
     for (auto& session : sessions_) request_close(*session, code, std::string(reason));
+}
+
+// batch_ holds `control_frames` control messages first, then events.
+void Hub::count_sent(std::size_t control_frames) {
+    metrics_.deliveries += batch_.size() - std::min(control_frames, batch_.size());
+    for (const SharedFrame* frame : batch_) metrics_.bytes_sent += frame->wire().size();
+}
+
+EngineGauges Hub::gauges() const {
+    EngineGauges gauges;
+    gauges.connections = sessions_.size();
+    gauges.history_events = history_.size();
+    gauges.history_bytes = history_.bytes();
+    if (const StoredEvent* oldest = history_.oldest()) {
+        const std::int64_t since =
+            oldest->published_at_ms != 0 ? oldest->published_at_ms : started_ms_;
+        gauges.oldest_event_age_seconds =
+            static_cast<double>(std::max<std::int64_t>(0, clock_() - since)) / 1000.0;
+    }
+    return gauges;
 }
 
 SavedState Hub::save_state() const {
@@ -310,10 +342,12 @@ void Hub::on_text_message(Session& session, std::string_view text) {
 
 void Hub::handle_auth(Session& session, std::string_view init_data) {
     if (!authenticator_.configured()) {
+        metrics_.count_auth_not_configured();
         refuse_action(session, "auth not configured");
         return;
     }
     AuthOutcome outcome = authenticator_.verify(init_data, wall_clock_() / 1000);
+    metrics_.count_auth(outcome);
     if (!outcome.ok) {
         refuse_action(session, "auth failed: " + outcome.error);
         return;
@@ -344,6 +378,8 @@ void Hub::handle_shops(Session& session, bool subscribe, const std::vector<std::
 void Hub::handle_resume(Session& session, std::string_view since) {
     ResumePoint point = history_.resume_point(since);
     if (point.verdict != ResumeVerdict::ok) {
+        metrics_.count_resync(resync_reason(point.verdict));
+        metrics_.count_resume(ResumeOutcome::resynced);
         send_control(session, control::resync(resync_reason(point.verdict)));
         release_hold(session);
         return;
@@ -352,11 +388,16 @@ void Hub::handle_resume(Session& session, std::string_view since) {
         // Live events already went out on this connection; a replay would now arrive out of
         // order. Resuming from where this connection stands is harmless, anything older is not.
         if (point.next_seq < session.next_seq) {
+            metrics_.count_resync("resume_after_live_delivery");
+            metrics_.count_resume(ResumeOutcome::resynced);
             send_control(session, control::resync("resume_after_live_delivery"));
+        } else {
+            metrics_.count_resume(ResumeOutcome::already_live);
         }
         return;
     }
     // A replay is as long as the history allows: only a socket that stops draining is slow.
+    metrics_.count_resume(ResumeOutcome::replayed);
     session.next_seq = point.next_seq;
     session.live = false;
     release_hold(session);

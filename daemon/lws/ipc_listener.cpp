@@ -41,6 +41,13 @@ int IpcListener::on_receive(lws* wsi, std::string_view bytes) {
     }
     bool published = false;
     while (auto payload = connection.reader.next_payload()) {
+        if (std::optional<ipc::Query> query = ipc::decode_query(*payload)) {
+            std::string reply = ipc::encode_query_reply(ops_.answer(*query));
+            const int written = lws_write(wsi, reinterpret_cast<unsigned char*>(reply.data()),
+                                          reply.size(), LWS_WRITE_RAW);
+            if (written < static_cast<int>(reply.size())) return -1;
+            continue;
+        }
         ipc::PublishAck ack;
         if (auto request = ipc::decode_request(*payload)) {
             ack = sink_.publish(*request);

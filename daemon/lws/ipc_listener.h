@@ -10,6 +10,7 @@
 
 #include "common/ipc.h"
 #include "daemon/core/event_sink.h"
+#include "daemon/lws/ops.h"
 
 namespace shopcast {
 
@@ -19,7 +20,7 @@ namespace shopcast {
 // browser that is behind gets the burst in one write.
 class IpcListener {
   public:
-    explicit IpcListener(EventSink& sink) : sink_(sink) {}
+    IpcListener(EventSink& sink, const OpsResponder& ops) : sink_(sink), ops_(ops) {}
     IpcListener(const IpcListener&) = delete;
     IpcListener& operator=(const IpcListener&) = delete;
 
@@ -42,6 +43,7 @@ class IpcListener {
     void schedule_delivery(lws* wsi);
 
     EventSink& sink_;
+    const OpsResponder& ops_;
     std::unordered_map<lws*, std::unique_ptr<Connection>> connections_;
     DeliveryTimer delivery_{{}, this};
     bool delivery_scheduled_ = false;
