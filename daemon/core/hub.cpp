@@ -39,6 +39,11 @@ std::string_view resync_reason(ResumeVerdict verdict) {
     return "unknown_cursor";
 }
 
+// The type as a log line shows it: one of the known names, so no input can shape the line.
+std::string_view logged_type(std::string_view type) {
+    return kEventTypeLabels[EngineMetrics::event_type_index(type)];
+}
+
 }  // namespace
 
 Hub::Hub(HubLimits limits, History history, IdempotencyCache idempotency,
@@ -95,7 +100,7 @@ ipc::PublishAck Hub::publish(const ipc::PublishRequest& request) {
             first->status = ipc::AckStatus::duplicate;
             ++metrics_.events_duplicate;
             log_pieces(LogLevel::info, {"Broadcast skipped (repeated Idempotency-Key): ",
-                                        request.type, " id=", first->id});
+                                        logged_type(request.type), " id=", first->id});
             return *first;
         }
     }
@@ -112,7 +117,7 @@ ipc::PublishAck Hub::publish(const ipc::PublishRequest& request) {
         idempotency_.remember(request.idempotency_key, ack, now_seconds);
     }
     // The guide's `grep "Broadcast"`: one line per event, assembled without allocating.
-    log_pieces(LogLevel::info, {"Broadcast sent: ", request.type, " id=", ack.id,
+    log_pieces(LogLevel::info, {"Broadcast sent: ", logged_type(request.type), " id=", ack.id,
                                 " recipients=", LogNumber(ack.recipients)});
     return ack;
 }
