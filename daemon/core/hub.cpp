@@ -83,7 +83,8 @@ Session& Hub::open_session(std::string client_ip, void* transport) {
 
 void Hub::close_session(Session& session) {
     admission_.closed(session.client_ip);
-    metrics_.count_close(session.close ? session.close->code : session.peer_close_code);
+    // The code that went over the wire: ours once our close frame is out, else the browser's.
+    metrics_.count_close(session.close_written ? session.close->code : session.peer_close_code);
     // Swap-remove keeps the registry dense for the fan-out loop.
     const std::size_t index = session.registry_index;
     if (index != sessions_.size() - 1) {

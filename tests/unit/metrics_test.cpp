@@ -118,13 +118,20 @@ TEST_F(EngineMetricsTest, CountsConnectionsEventsDeliveriesAndBytes) {
     EXPECT_EQ(hub_->gauges().connections, 0u);
 }
 
-TEST_F(EngineMetricsTest, ServerCloseCodesWinOverThePeers) {
-    Session& session = open_live();
+TEST_F(EngineMetricsTest, CountsTheCloseCodeThatWentOverTheWire) {
+    Session& written = open_live();
+    Session& unwritten = open_live();
+    Session& lost = open_live();
     hub_->close_all(1001, "restarting");
-    session.peer_close_code = 1000;
-    hub_->close_session(session);
+    written.close_written = true;  // the transport sent our 1001
+    written.peer_close_code = 1001;
+    hub_->close_session(written);
+    unwritten.peer_close_code = 1000;  // the browser closed before our frame went out
+    hub_->close_session(unwritten);
+    hub_->close_session(lost);  // gone before either side sent a close frame
     EXPECT_EQ(metrics().connections_closed[EngineMetrics::close_code_index(1001)], 1u);
-    EXPECT_EQ(metrics().connections_closed[EngineMetrics::close_code_index(1000)], 0u);
+    EXPECT_EQ(metrics().connections_closed[EngineMetrics::close_code_index(1000)], 1u);
+    EXPECT_EQ(metrics().connections_closed[EngineMetrics::close_code_index(1006)], 1u);
 }
 
 TEST_F(EngineMetricsTest, CountsResumesResyncsAndAuth) {
