@@ -11,8 +11,10 @@
 #include <cstdlib>
 #include <map>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
+#include <vector>
 
 #include "common/exposition.h"
 #include "common/ipc.h"
@@ -20,6 +22,7 @@
 #include "daemon/core/hub.h"
 #include "daemon/engine_exposition.h"
 #include "fcgi/fcgi_metrics.h"
+#include "fcgi/ops_endpoints.h"
 
 namespace shopcast {
 namespace {
@@ -253,6 +256,67 @@ TEST(FcgiMetrics, ExpositionHasCumulativeBuckets) {
         EXPECT_NE(text.find(line), std::string::npos) << line << "\nin:\n" << text;
     }
     EXPECT_NE(metrics.exposition(false).find("shopcast_daemon_reachable 0\n"), std::string::npos);
+}
+
+// Answers queries as a test tells it to; nullopt stands for a daemon that is away.
+class FakeDaemon : public fcgi::DaemonQueries {
+  public:
+    std::optional<ipc::QueryReply> query(ipc::Query query) override {
+        asked.push_back(query);
+        return reply;
+    }
+    std::string last_failure() const override { return "connect /run/x.sock: refused"; }
+
+    std::optional<ipc::QueryReply> reply;
+    std::vector<ipc::Query> asked;
+};
+
+TEST(OpsEndpoints, RoutesOnlyTheirPaths) {
+    EXPECT_EQ(fcgi::ops_endpoint("/metrics"), fcgi::OpsEndpoint::metrics);
+    EXPECT_EQ(fcgi::ops_endpoint("/health/ready"), fcgi::OpsEndpoint::ready);
+    EXPECT_FALSE(fcgi::ops_endpoint("/api/internal/broadcast"));
+    EXPECT_FALSE(fcgi::ops_endpoint("/metrics/"));
+}
+
+TEST(OpsEndpoints, ReadySaysWhyNot) {
+    fcgi::FcgiMetrics metrics;
+    FakeDaemon daemon;
+    daemon.reply = ipc::QueryReply{true, {}};
+    fcgi::Reply ready = fcgi::answer_ops(fcgi::OpsEndpoint::ready, "GET", daemon, metrics);
+    EXPECT_EQ(ready.status, 200);
+    EXPECT_EQ(daemon.asked, std::vector<ipc::Query>{ipc::Query::health});
+
+    daemon.reply = ipc::QueryReply{false, "shopcastd is stopping"};
+    fcgi::Reply stopping = fcgi::answer_ops(fcgi::OpsEndpoint::ready, "GET", daemon, metrics);
+    EXPECT_EQ(stopping.status, 503);
+    EXPECT_NE(stopping.body.find(R"("reason":"shopcastd is not ready: shopcastd is stopping")"),
+              std::string::npos)
+        << stopping.body;
+
+    daemon.reply.reset();
+    fcgi::Reply away = fcgi::answer_ops(fcgi::OpsEndpoint::ready, "GET", daemon, metrics);
+    EXPECT_EQ(away.status, 503);
+    EXPECT_NE(away.body.find("unreachable: connect /run/x.sock: refused"), std::string::npos);
+    EXPECT_EQ(fcgi::answer_ops(fcgi::OpsEndpoint::live, "GET", daemon, metrics).status, 200);
+    EXPECT_EQ(fcgi::answer_ops(fcgi::OpsEndpoint::live, "POST", daemon, metrics).status, 405);
+}
+
+TEST(OpsEndpoints, MetricsJoinBothServices) {
+    fcgi::FcgiMetrics metrics;
+    FakeDaemon daemon;
+    daemon.reply =
+        ipc::QueryReply{true, "# TYPE shopcast_connections gauge\nshopcast_connections 2\n"};
+    fcgi::Reply both = fcgi::answer_ops(fcgi::OpsEndpoint::metrics, "GET", daemon, metrics);
+    EXPECT_EQ(both.status, 200);
+    EXPECT_EQ(both.content_type, "text/plain; version=0.0.4; charset=utf-8");
+    EXPECT_EQ(both.body.rfind("# TYPE shopcast_connections gauge\nshopcast_connections 2\n", 0),
+              0u);
+    EXPECT_NE(both.body.find("shopcast_daemon_reachable 1\n"), std::string::npos);
+
+    daemon.reply.reset();
+    fcgi::Reply alone = fcgi::answer_ops(fcgi::OpsEndpoint::metrics, "GET", daemon, metrics);
+    EXPECT_EQ(alone.body.find("shopcast_connections "), std::string::npos);
+    EXPECT_NE(alone.body.find("shopcast_daemon_reachable 0\n"), std::string::npos);
 }
 
 TEST(IpcQuery, RoundTripsAndRefusesGarbage) {
