@@ -262,4 +262,15 @@ ValidationResult validate_event(std::string_view body, const ValidationPolicy& p
     return result;
 }
 
+std::optional<std::string> forwarded_event_error(const ValidatedEvent& claimed) {
+    const ValidationResult checked = validate_event(claimed.json, ValidationPolicy{});
+    if (!checked.ok) return checked.message;
+    const ValidatedEvent& event = checked.event;
+    if (event.json != claimed.json) return "event JSON has surrounding whitespace";
+    if (event.type != claimed.type) return "type field disagrees with the event JSON";
+    if (event.shop_id != claimed.shop_id) return "shop id field disagrees with the event JSON";
+    if (event.user_id != claimed.user_id) return "user id field disagrees with the event JSON";
+    return std::nullopt;
+}
+
 }  // namespace shopcast

@@ -46,4 +46,10 @@ std::optional<std::string> id_from_integer(std::uint64_t number);
 // True when `type` is one of the published event types.
 bool is_known_event_type(std::string_view type);
 
+// The daemon's check of an event that arrived over IPC: `claimed.json` must pass validate_event's
+// rules (the publisher's ValidationPolicy is shopcast-fcgi's to apply), and the type and routing
+// fields sent beside it must be exactly what that JSON holds, or a private event could be routed
+// as public. nullopt when the event holds; otherwise what is wrong with it.
+std::optional<std::string> forwarded_event_error(const ValidatedEvent& claimed);
+
 }  // namespace shopcast

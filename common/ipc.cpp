@@ -113,7 +113,7 @@ std::optional<PublishAck> decode_ack(std::string_view payload) {
     std::uint32_t status = 0;
     bool ok = cursor.take_kind(MessageKind::publish_ack) && cursor.take_u32(status) &&
               cursor.take_field(ack.id) && cursor.take_u32(ack.recipients);
-    if (!ok || !cursor.at_end() || status > std::uint32_t(AckStatus::rejected)) return std::nullopt;
+    if (!ok || !cursor.at_end() || status > std::uint32_t(kLastAckStatus)) return std::nullopt;
     ack.status = static_cast<AckStatus>(status);
     return ack;
 }

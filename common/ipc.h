@@ -28,7 +28,9 @@ enum class AckStatus : std::uint8_t {
     accepted = 0,   // queued now; `id` and `recipients` describe it
     duplicate = 1,  // idempotency key seen before; `id`/`recipients` are the first attempt's
     rejected = 2,   // the daemon refused the request (malformed); nothing was broadcast
+    conflict = 3,   // idempotency key seen before with another event; nothing was broadcast
 };
+inline constexpr AckStatus kLastAckStatus = AckStatus::conflict;
 
 struct PublishAck {
     AckStatus status = AckStatus::rejected;

@@ -4,20 +4,52 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include <openssl/rand.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+
+#include <cerrno>
+#include <cstring>
 
 #include "common/config.h"
 
 namespace shopcast {
 
-SecretVerifier::SecretVerifier(std::string_view current, std::string_view previous) {
-    if (current.size() < kMinSecretLength) {
+void forbid_core_dumps() {
+    const rlimit none{0, 0};
+    if (::setrlimit(RLIMIT_CORE, &none) != 0) {
+        throw ConfigError(std::string("cannot set RLIMIT_CORE to 0: ") + std::strerror(errno));
+    }
+    if (::prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0) {
+        throw ConfigError(std::string("cannot clear the dumpable flag: ") + std::strerror(errno));
+    }
+}
+
+void SecretVerifier::check_lengths(std::optional<std::string_view> current,
+                                   std::optional<std::string_view> previous) {
+    if (current && current->size() < kMinSecretLength) {
         throw ConfigError("INTERNAL_SECRET must be at least " + std::to_string(kMinSecretLength) +
                           " characters");
     }
-    if (!previous.empty() && previous.size() < kMinSecretLength) {
+    if (previous && !previous->empty() && previous->size() < kMinSecretLength) {
         throw ConfigError("INTERNAL_SECRET_PREVIOUS must be at least " +
                           std::to_string(kMinSecretLength) + " characters");
     }
+}
+
+SecretVerifier SecretVerifier::with_secrets(std::optional<std::string_view> current,
+                                            std::optional<std::string_view> previous) const {
+    check_lengths(current, previous);
+    SecretVerifier next = *this;  // the same per-process key, so kept digests stay valid
+    if (current) next.current_ = next.digest(*current);
+    if (previous) {
+        next.has_previous_ = !previous->empty();
+        next.previous_ = next.has_previous_ ? next.digest(*previous) : Digest{};
+    }
+    return next;
+}
+
+SecretVerifier::SecretVerifier(std::string_view current, std::string_view previous) {
+    check_lengths(current, previous);
     if (RAND_bytes(key_.data(), static_cast<int>(key_.size())) != 1) {
         throw ConfigError("cannot draw random bytes for the secret check");
     }

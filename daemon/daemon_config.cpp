@@ -141,7 +141,9 @@ std::vector<ListenAddress> parse_listen_list(const std::string& text) {
     return listeners;
 }
 
-DaemonConfig load_daemon_config(const Settings& settings) {
+namespace {
+
+DaemonConfig load(const Settings& settings, const DaemonConfig* running) {
     DaemonConfig config;
     config.ws_listeners =
         parse_listen_list(settings.text("ws-listen", "unix:/run/shopcast/ws.sock"));
@@ -198,7 +200,14 @@ DaemonConfig load_daemon_config(const Settings& settings) {
         throw ConfigError("SHOPCAST_STATE_DIRECTORY must be an absolute path");
     }
 
-    config.auth.bot_token = settings.secret("bot-token");
+    {
+        const SecretSetting token = settings.take_secret("bot-token");
+        if (!token.value.empty()) {
+            config.auth.webapp_key = derive_webapp_key(token.value);
+        } else if (token.origin == SecretOrigin::consumed && running != nullptr) {
+            config.auth.webapp_key = running->auth.webapp_key;
+        }
+    }
     config.auth.bot_id = settings.text("bot-id", "");
     if (!config.auth.bot_id.empty() &&
         !std::all_of(config.auth.bot_id.begin(), config.auth.bot_id.end(),
@@ -211,6 +220,50 @@ DaemonConfig load_daemon_config(const Settings& settings) {
     config.auth.public_key = key ? parse_public_key(*key) : telegram_production_public_key();
     config.log_level = log_level_setting(settings);
     return config;
+}
+
+bool same_listeners(const std::vector<ListenAddress>& a, const std::vector<ListenAddress>& b) {
+    if (a.size() != b.size()) return false;
+    for (std::size_t i = 0; i < a.size(); ++i) {
+        if (a[i].describe() != b[i].describe()) return false;
+    }
+    return true;
+}
+
+}  // namespace
+
+DaemonConfig load_daemon_config(const Settings& settings) {
+    return load(settings, nullptr);
+}
+
+DaemonConfig reload_daemon_config(const Settings& settings, const DaemonConfig& running) {
+    return load(settings, &running);
+}
+
+std::string daemon_settings_needing_restart(const DaemonConfig& running,
+                                            const DaemonConfig& loaded) {
+    std::vector<std::string> names;
+    const auto note = [&names](bool differs, const char* name) {
+        if (differs) names.emplace_back(name);
+    };
+    note(!same_listeners(running.ws_listeners, loaded.ws_listeners), "SHOPCAST_WS_LISTEN");
+    note(running.tls_cert_file != loaded.tls_cert_file, "SHOPCAST_TLS_CERT_FILE");
+    note(running.tls_key_file != loaded.tls_key_file, "SHOPCAST_TLS_KEY_FILE");
+    note(running.events_socket != loaded.events_socket, "SHOPCAST_EVENTS_SOCKET");
+    note(running.history_events != loaded.history_events, "SHOPCAST_HISTORY");
+    note(running.history_bytes != loaded.history_bytes, "SHOPCAST_HISTORY_BYTES");
+    note(running.ping_interval_seconds != loaded.ping_interval_seconds, "SHOPCAST_PING_INTERVAL");
+    note(running.hangup_timeout_seconds != loaded.hangup_timeout_seconds,
+         "SHOPCAST_HANGUP_TIMEOUT");
+    note(running.live_hold_ms != loaded.live_hold_ms, "SHOPCAST_LIVE_HOLD_MS");
+    note(running.idempotency_ttl_seconds != loaded.idempotency_ttl_seconds,
+         "SHOPCAST_IDEMPOTENCY_TTL");
+    note(running.state_directory != loaded.state_directory, "SHOPCAST_STATE_DIRECTORY");
+    note(running.trusted_proxies.size() != loaded.trusted_proxies.size(),
+         "SHOPCAST_TRUSTED_PROXIES");
+    std::string joined;
+    for (const std::string& name : names) joined += (joined.empty() ? "" : ", ") + name;
+    return joined;
 }
 
 }  // namespace shopcast

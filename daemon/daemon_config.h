@@ -40,13 +40,23 @@ struct DaemonConfig {
     std::int64_t live_hold_ms = 1000;
     std::int64_t idempotency_ttl_seconds = 300;
     std::string state_directory;  // empty: every start is a new epoch
-    TelegramAuthConfig auth;
+    TelegramAuthConfig auth;      // holds the key derived from the bot token, never the token
     LogLevel log_level = LogLevel::info;
 };
 
 std::vector<SettingSpec> daemon_setting_specs();
 // Throws ConfigError naming the setting at fault.
 DaemonConfig load_daemon_config(const Settings& settings);
+// The configuration a reload (SIGHUP) reads: as load_daemon_config, except that a bot token
+// given inline at start (and wiped from the environment since) keeps `running`'s key.
+DaemonConfig reload_daemon_config(const Settings& settings, const DaemonConfig& running);
+
+// What a reload applies to a running daemon: SHOPCAST_ALLOWED_ORIGINS, the connection and
+// queue limits (SHOPCAST_MAX_CONNECTIONS, _PER_IP, SHOPCAST_MAX_QUEUE, SHOPCAST_MAX_SHOPS) and
+// Telegram auth (bot token file, SHOPCAST_BOT_ID, SHOPCAST_AUTH_MAX_AGE, the public key).
+// The names of the other settings that differ, comma-separated: they wait for a restart.
+std::string daemon_settings_needing_restart(const DaemonConfig& running,
+                                            const DaemonConfig& loaded);
 ListenAddress parse_listen_address(const std::string& text);
 // A comma-separated list of listeners; at least one, none repeated.
 std::vector<ListenAddress> parse_listen_list(const std::string& text);

@@ -2,12 +2,14 @@
 #include <cstdio>
 
 #include "common/log.h"
+#include "common/secret.h"
 #include "daemon/daemon_config.h"
 #include "daemon/lws/server.h"
 
 int main(int argc, char** argv) {
     shopcast::set_log_program("shopcastd");
     try {
+        shopcast::forbid_core_dumps();
         shopcast::Settings settings(argc, argv, shopcast::daemon_setting_specs());
         if (settings.help_requested()) {
             std::fputs(
@@ -17,9 +19,16 @@ int main(int argc, char** argv) {
                 stdout);
             return 0;
         }
-        const shopcast::DaemonConfig config = shopcast::load_daemon_config(settings);
+        // SIGHUP reads the same command line again, with the settings file and secret files
+        // as they are now.
+        const shopcast::ConfigReloader reload = [argc,
+                                                 argv](const shopcast::DaemonConfig& running) {
+            const shopcast::Settings now(argc, argv, shopcast::daemon_setting_specs());
+            return shopcast::reload_daemon_config(now, running);
+        };
+        shopcast::DaemonConfig config = shopcast::load_daemon_config(settings);
         shopcast::set_log_level(config.log_level);
-        return shopcast::run_daemon(config);
+        return shopcast::run_daemon(std::move(config), reload);
     } catch (const shopcast::ConfigError& error) {
         shopcast::log_line(shopcast::LogLevel::error, error.what());
         return 2;

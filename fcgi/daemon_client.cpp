@@ -15,7 +15,7 @@ namespace shopcast::fcgi {
 namespace {
 
 // Waits until `fd` is ready for `events` or the deadline passes; false on timeout or error.
-// Signals (SIGUSR1 at shutdown) interrupt poll; it is resumed with the time that is left.
+// A signal interrupts poll; it is resumed with the time that is left.
 bool wait_for(int fd, short events, DaemonClient::Clock::time_point deadline) {
     for (;;) {
         const auto left =

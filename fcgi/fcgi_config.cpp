@@ -95,6 +95,39 @@ ThrottleSettings throttle_settings(const Settings& settings) {
     return throttle;
 }
 
+// The verifier for this configuration. `running` (a reload) supplies what a secret consumed
+// at start can no longer be read from.
+SecretVerifier make_verifier(const Settings& settings, const SecretVerifier* running) {
+    const SecretSetting current = settings.take_secret("secret");
+    const SecretSetting previous = settings.take_secret("previous-secret");
+    const bool keep_current = current.origin == SecretOrigin::consumed && running != nullptr;
+    if (current.value.empty() && !keep_current) {
+        throw ConfigError(
+            "INTERNAL_SECRET is not set (set INTERNAL_SECRET or INTERNAL_SECRET_FILE); refusing "
+            "to start without it");
+    }
+    if (running == nullptr) return SecretVerifier(current.value, previous.value);
+    std::optional<std::string_view> new_current;
+    if (!keep_current) new_current = current.value;
+    std::optional<std::string_view> new_previous;
+    if (previous.origin != SecretOrigin::consumed) new_previous = previous.value;
+    return running->with_secrets(new_current, new_previous);
+}
+
+FcgiConfig load_config(const Settings& settings, const SecretVerifier* running) {
+    FcgiConfig config;
+    config.listen_path = listen_path(settings);
+    config.threads = static_cast<unsigned>(settings.number("threads", 4, 1, 256));
+    config.events_socket = events_socket(settings);
+    config.ack_timeout =
+        std::chrono::milliseconds(settings.number("ack-timeout-ms", 1000, 1, 60'000));
+    config.policy.require_user_for = require_user_for(settings);
+    config.throttle = throttle_settings(settings);
+    config.log_level = log_level_setting(settings);
+    config.secret.emplace(make_verifier(settings, running));
+    return config;
+}
+
 }  // namespace
 
 CommandLine parse_command_line(int argc, char** argv) {
@@ -105,25 +138,30 @@ CommandLine parse_command_line(int argc, char** argv) {
         command.usage = settings.usage("shopcast-fcgi", kSummary);
         return command;
     }
-
-    FcgiConfig& config = command.config;
-    config.listen_path = listen_path(settings);
-    config.threads = static_cast<unsigned>(settings.number("threads", 4, 1, 256));
-    config.events_socket = events_socket(settings);
-    config.ack_timeout =
-        std::chrono::milliseconds(settings.number("ack-timeout-ms", 1000, 1, 60'000));
-    config.policy.require_user_for = require_user_for(settings);
-    config.throttle = throttle_settings(settings);
-    config.log_level = log_level_setting(settings);
-
-    config.secret = settings.secret("secret");
-    if (config.secret.empty()) {
-        throw ConfigError(
-            "INTERNAL_SECRET is not set (set INTERNAL_SECRET or INTERNAL_SECRET_FILE); refusing "
-            "to start without it");
-    }
-    config.previous_secret = settings.secret("previous-secret");  // SecretVerifier checks both
+    command.config = load_config(settings, nullptr);
     return command;
+}
+
+FcgiConfig reload_config(int argc, char** argv, const FcgiConfig& running) {
+    const Settings settings(argc, argv, setting_specs());
+    return load_config(settings, running.secret ? &*running.secret : nullptr);
+}
+
+std::string settings_needing_restart(const FcgiConfig& running, const FcgiConfig& loaded) {
+    std::vector<std::string> names;
+    if (running.listen_path != loaded.listen_path) names.emplace_back("SHOPCAST_FCGI_LISTEN");
+    if (running.threads != loaded.threads) names.emplace_back("SHOPCAST_FCGI_THREADS");
+    if (running.events_socket != loaded.events_socket) names.emplace_back("SHOPCAST_EVENTS_SOCKET");
+    if (running.ack_timeout != loaded.ack_timeout) names.emplace_back("SHOPCAST_ACK_TIMEOUT_MS");
+    const ThrottleSettings& a = running.throttle;
+    const ThrottleSettings& b = loaded.throttle;
+    if (a.max_failures != b.max_failures || a.failure_window != b.failure_window ||
+        a.lockout != b.lockout) {
+        names.emplace_back("SHOPCAST_SECRET_FAILURES/_WINDOW/_LOCKOUT");
+    }
+    std::string joined;
+    for (const std::string& name : names) joined += (joined.empty() ? "" : ", ") + name;
+    return joined;
 }
 
 }  // namespace shopcast::fcgi

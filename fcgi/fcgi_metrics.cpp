@@ -9,7 +9,7 @@ namespace shopcast::fcgi {
 std::size_t FcgiMetrics::status_index(int status) {
     // The numbers of kPublishStatusLabels, in its order.
     static constexpr std::array<int, kPublishStatusLabels.size() - 1> kStatuses{
-        200, 400, 401, 405, 413, 415, 429, 500, 503};
+        200, 400, 401, 405, 413, 415, 422, 429, 500, 503};
     const auto found = std::find(kStatuses.begin(), kStatuses.end(), status);
     return static_cast<std::size_t>(found - kStatuses.begin());  // the end: "other"
 }

@@ -14,8 +14,8 @@
 namespace shopcast::fcgi {
 
 // The statuses the publish endpoint answers with; anything else counts as "other".
-inline constexpr std::array<std::string_view, 10> kPublishStatusLabels{
-    "200", "400", "401", "405", "413", "415", "429", "500", "503", "other"};
+inline constexpr std::array<std::string_view, 11> kPublishStatusLabels{
+    "200", "400", "401", "405", "413", "415", "422", "429", "500", "503", "other"};
 // Upper bounds of the POST-to-ack histogram, in seconds: sub-millisecond on an idle host, up
 // to the 1 s default ack timeout.
 inline constexpr std::array<double, 12> kAckSecondsBounds{0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,

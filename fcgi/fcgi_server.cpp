@@ -7,26 +7,27 @@
 #include <sys/stat.h>
 #include <sys/un.h>
 
-#include <atomic>
+#include <array>
 #include <cerrno>
+#include <chrono>
 #include <cstdlib>
 #include <cstring>
 #include <memory>
-#include <mutex>
+#include <optional>
 #include <system_error>
 #include <thread>
 #include <vector>
 
 #include "common/config.h"
+#include "common/event.h"
 #include "common/log.h"
 #include "fcgi/daemon_client.h"
 #include "fcgi/fcgi_metrics.h"
 #include "fcgi/ops_endpoints.h"
+#include "fcgi/request_gate.h"
 
 namespace shopcast::fcgi {
 namespace {
-
-using namespace std::chrono_literals;
 
 constexpr int kListenBacklog = 1024;  // the kernel caps it at net.core.somaxconn
 
@@ -72,8 +73,12 @@ std::string_view reason_phrase(int status) {
             return "Method Not Allowed";
         case 413:
             return "Payload Too Large";
+        case 404:
+            return "Not Found";
         case 415:
             return "Unsupported Media Type";
+        case 422:
+            return "Unprocessable Content";
         case 429:
             return "Too Many Requests";
         case 503:
@@ -159,98 +164,102 @@ void serve_request(FCGX_Request& request, WorkerTools& tools) noexcept {
     }
 }
 
-// One for the whole server; lives in run_server's frame until every worker has been joined.
+// How long a connection may take to deliver its whole request. nginx writes a request at once
+// (it buffers the body first), so only a client that stalls on purpose comes near this.
+constexpr std::chrono::seconds kRequestDeadline{10};
+// Workers' requests never accept by themselves: the gate hands them their connections.
+constexpr int kNoListeningSocket = -1;
+
+// One for the whole server; lives in run_server's frame until every thread has been joined.
 struct ServerState {
-    ServerState(const FcgiConfig& settings, const SecretVerifier& verifier, int socket_fd)
-        : config(settings), secret(verifier), throttle(settings.throttle), listen_fd(socket_fd) {}
+    ServerState(const FcgiConfig& settings, const PublishRulesSource& publish_rules, int socket_fd)
+        : config(settings),
+          rules(publish_rules),
+          throttle(settings.throttle),
+          gate(socket_fd, RequestGate::Settings{kRequestDeadline, kMaxEventBytes}) {}
 
     const FcgiConfig& config;
-    const SecretVerifier& secret;
+    const PublishRulesSource& rules;
     SecretThrottle throttle;
-    const int listen_fd;
+    RequestGate gate;
     FcgiMetrics metrics;
-    std::mutex accept_mutex;  // libfcgi wants one FCGX_Accept_r at a time
-    std::atomic<bool> stopping{false};
 };
 
-// One per worker thread, owned by run_server. The flags let the main thread wake exactly the
-// worker blocked in accept() at shutdown, never one in the middle of a request.
-struct Worker {
-    std::atomic<bool> in_accept{false};
-    std::atomic<bool> finished{false};
-    std::thread thread;
-};
-
-// False once the server is stopping.
-bool accept_next(ServerState& server, Worker& self, FcgiRequest& request) {
-    bool reported = false;
-    for (;;) {
-        {
-            const std::lock_guard lock(server.accept_mutex);
-            if (server.stopping) return false;
-            self.in_accept = true;
-            const int accepted = FCGX_Accept_r(request.get());
-            self.in_accept = false;
-            if (accepted >= 0) return true;
-            if (server.stopping) return false;
+// Serves the one request `connection` holds, all of which has already arrived.
+//
+// libfcgi has no call for "serve this connection", so two of the fields fcgiapp.h calls its own
+// are set (libfcgi 2.4.2; tests/integration/local-boundaries.test.mjs fails if that changes): an
+// open `ipcFd` makes FCGX_Accept_r read that connection instead of accepting one, and
+// `keepConnection` stops the FCGX_Finish_r calls (the one FCGX_Accept_r starts with, and ours)
+// from closing it, so it is closed here at once instead of in libfcgi's lingering close, which
+// waits on the client for up to 2 s per read.
+void serve_connection(FcgiRequest& request, ReadyConnection connection, WorkerTools& tools) {
+    FCGX_Request& r = *request.get();
+    r.ipcFd = connection.fd.release();
+    r.keepConnection = 1;
+    if (FCGX_Accept_r(&r) < 0) return;  // not a request after all; libfcgi has closed it
+    serve_request(r, tools);
+    if (connection.whole_request) {
+        // Reading what is left of a body the handler refused: it is all queued, and a TCP peer
+        // whose data is left unread gets a reset that could cut the reply.
+        std::array<char, 4096> rest{};
+        while (FCGX_GetStr(rest.data(), static_cast<int>(rest.size()), r.in) > 0) {
         }
-        // Not a shutdown, e.g. out of file descriptors. The return value is a stale errno, so
-        // there is nothing more precise to say; back off instead of spinning.
-        if (!reported) log_line(LogLevel::warning, "accepting a FastCGI connection failed");
-        reported = true;
-        std::this_thread::sleep_for(250ms);
     }
+    r.keepConnection = 1;
+    FCGX_Finish_r(&r);  // flushes the reply and ends the request; closes only after an error
+    const UniqueFd finished(std::exchange(r.ipcFd, -1));
 }
 
-void run_worker(ServerState& server, Worker& self) noexcept {
+void run_worker(ServerState& server) noexcept {
     try {
-        FcgiRequest request(server.listen_fd);
+        FcgiRequest request(kNoListeningSocket);
         DaemonClient daemon(server.config.events_socket, server.config.ack_timeout);
-        PublishHandler handler(server.secret, server.throttle, server.config.policy, daemon);
+        PublishHandler handler(server.rules, server.throttle, daemon);
         WorkerTools tools{handler, daemon, server.metrics};
-        while (accept_next(server, self, request)) {
-            serve_request(*request.get(), tools);
-            // Outside the accept mutex: closing a connection may wait for nginx to hang up.
-            FCGX_Finish_r(request.get());
+        while (std::optional<ReadyConnection> connection = server.gate.take()) {
+            serve_connection(request, std::move(*connection), tools);
         }
     } catch (const std::exception& error) {
         log_line(LogLevel::error, std::string("worker stopped: ") + error.what());
     } catch (...) {
         log_line(LogLevel::error, "worker stopped");
     }
-    self.finished = true;
 }
 
-void wake_without_effect(int) {}
-
-// SIGUSR1 only interrupts accept(); without SA_RESTART accept() returns EINTR. Installed after
-// FCGX_Init, whose own SIGUSR1 handler would start libfcgi's shutdown on any stray signal.
-void install_wakeup_handler() {
-    struct sigaction action {};
-    action.sa_handler = wake_without_effect;
-    sigemptyset(&action.sa_mask);
-    action.sa_flags = 0;
-    if (::sigaction(SIGUSR1, &action, nullptr) != 0) throw system_failure("sigaction SIGUSR1");
-}
-
-// Requests in flight finish; a worker in accept() is woken by SIGUSR1 and sees the pending
-// shutdown. The signal is repeated because it may land just before accept() starts.
-void stop_workers(ServerState& server, std::vector<std::unique_ptr<Worker>>& workers) {
-    server.stopping = true;
-    FCGX_ShutdownPending();
-    for (bool waiting = true; waiting;) {
-        waiting = false;
-        for (const auto& worker : workers) {
-            if (!worker->thread.joinable() || worker->finished) continue;
-            waiting = true;
-            if (worker->in_accept) ::pthread_kill(worker->thread.native_handle(), SIGUSR1);
-        }
-        if (waiting) std::this_thread::sleep_for(20ms);
-    }
-    for (const auto& worker : workers) {
-        if (worker->thread.joinable()) worker->thread.join();
+void run_gate(ServerState& server) noexcept {
+    try {
+        server.gate.run();
+    } catch (const std::exception& error) {
+        log_line(LogLevel::error, std::string("FastCGI gate stopped: ") + error.what());
+        server.gate.stop();
+    } catch (...) {
+        log_line(LogLevel::error, "FastCGI gate stopped");
+        server.gate.stop();
     }
 }
+
+// Every thread started so far, joined in the destructor after the gate has been stopped: the
+// workers serve what is complete, then see the gate closed.
+class ServerThreads {
+  public:
+    explicit ServerThreads(ServerState& server) : server_(server) {}
+    ServerThreads(const ServerThreads&) = delete;
+    ServerThreads& operator=(const ServerThreads&) = delete;
+    ~ServerThreads() {
+        server_.gate.stop();
+        for (std::thread& thread : threads_) thread.join();
+    }
+
+    template <typename Function>
+    void start(Function function) {
+        threads_.emplace_back(function, std::ref(server_));
+    }
+
+  private:
+    ServerState& server_;
+    std::vector<std::thread> threads_;
+};
 
 }  // namespace
 
@@ -327,41 +336,36 @@ void write_reply(FCGX_Stream* out, const Reply& reply) {
     FCGX_PutStr(reply.body.data(), static_cast<int>(reply.body.size()), out);
 }
 
-int run_server(const FcgiConfig& config, const SecretVerifier& secret, ListeningSocket listener) {
+int run_server(const FcgiConfig& config, const PublishRulesSource& rules, ListeningSocket listener,
+               const std::function<void()>& reload) {
     if (FCGX_Init() != 0) throw std::runtime_error("FCGX_Init failed");
-    install_wakeup_handler();
-    // Blocked before any thread starts, so every worker inherits the mask and only sigwait()
+    // Blocked before any thread starts, so every thread inherits the mask and only sigwait()
     // below ever sees SIGTERM/SIGINT.
     sigset_t stop_signals;
     sigemptyset(&stop_signals);
     sigaddset(&stop_signals, SIGTERM);
     sigaddset(&stop_signals, SIGINT);
+    sigaddset(&stop_signals, SIGHUP);
     if (const int error = ::pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr); error != 0) {
         throw std::system_error(error, std::generic_category(), "pthread_sigmask");
     }
 
-    ServerState server(config, secret, listener.fd());
-    std::vector<std::unique_ptr<Worker>> workers;
-    try {
-        for (unsigned i = 0; i < config.threads; ++i) {
-            Worker& worker = *workers.emplace_back(std::make_unique<Worker>());
-            worker.thread = std::thread(run_worker, std::ref(server), std::ref(worker));
-        }
-    } catch (...) {
-        stop_workers(server, workers);
-        throw;
-    }
+    ServerState server(config, rules, listener.fd());
+    ServerThreads threads(server);
+    threads.start(run_gate);
+    for (unsigned i = 0; i < config.threads; ++i) threads.start(run_worker);
     log_line(LogLevel::info, "shopcast-fcgi ready: " + std::to_string(config.threads) +
                                  " workers on " + listener.description() + ", events socket " +
                                  config.events_socket);
 
     int signal_number = 0;
-    while (::sigwait(&stop_signals, &signal_number) != 0) {
+    while (::sigwait(&stop_signals, &signal_number) != 0 || signal_number == SIGHUP) {
+        if (signal_number == SIGHUP) reload();
+        signal_number = 0;
     }
     log_line(LogLevel::info,
              signal_number == SIGINT ? "stopping on SIGINT" : "stopping on SIGTERM");
-    stop_workers(server, workers);
-    return 0;
+    return 0;  // ~ServerThreads lets the requests that have arrived finish
 }
 
 }  // namespace shopcast::fcgi

@@ -4,6 +4,7 @@
 #include <fcgiapp.h>
 #include <sys/types.h>
 
+#include <functional>
 #include <string>
 
 #include "common/fd.h"
@@ -59,6 +60,8 @@ class ListeningSocket {
 void write_reply(FCGX_Stream* out, const Reply& reply);
 
 // Serves until SIGTERM or SIGINT, then lets requests in flight finish. Returns the exit code.
-int run_server(const FcgiConfig& config, const SecretVerifier& secret, ListeningSocket listener);
+// On SIGHUP calls `reload` on this (the signal-waiting) thread while the workers serve on.
+int run_server(const FcgiConfig& config, const PublishRulesSource& rules, ListeningSocket listener,
+               const std::function<void()>& reload);
 
 }  // namespace shopcast::fcgi

@@ -189,6 +189,7 @@ Reply PublishHandler::handle(const RequestFacts& request, BodySource& body) {
     }
     // Refused before the secret is even looked at, so a right guess during a lockout looks
     // exactly like a wrong one.
+    const std::shared_ptr<const PublishRules> rules = rules_.current();
     const SecretThrottle::Clock::time_point now = SecretThrottle::Clock::now();
     if (const std::optional<std::chrono::seconds> wait =
             throttle_.refusal(request.remote_address, now)) {
@@ -197,7 +198,7 @@ Reply PublishHandler::handle(const RequestFacts& request, BodySource& body) {
         reply.headers.emplace_back("Retry-After", std::to_string(wait->count()));
         return reply;
     }
-    if (!request.secret || !secret_.matches(*request.secret)) {
+    if (!request.secret || !rules->secret.matches(*request.secret)) {
         if (throttle_.record_failure(request.remote_address, now)) {
             const ThrottleSettings& limits = throttle_.settings();
             log_line(LogLevel::warning, "refusing " + std::string(request.remote_address) +
@@ -231,7 +232,7 @@ Reply PublishHandler::handle(const RequestFacts& request, BodySource& body) {
     if (!bytes) {
         return error_reply(400, "invalid_json", "Request body is shorter than Content-Length");
     }
-    const ValidationResult validated = validate_event(*bytes, policy_);
+    const ValidationResult validated = validate_event(*bytes, rules->policy);
     if (!validated.ok) {
         const bool syntax = validated.error == EventError::invalid_json;
         return error_reply(400, syntax ? "invalid_json" : "invalid_event", validated.message);
@@ -267,6 +268,10 @@ Reply PublishHandler::forward_event(const ValidatedEvent& event, std::string_vie
         case ipc::AckStatus::accepted:
         case ipc::AckStatus::duplicate:  // the first attempt's id and recipients
             return accepted_reply(event.type, *ack);
+        case ipc::AckStatus::conflict:
+            return error_reply(422, "idempotency_key_reused",
+                               "This Idempotency-Key was already used for a different event; "
+                               "nothing was broadcast. Use a new key for a new event");
         case ipc::AckStatus::rejected:
             break;
     }

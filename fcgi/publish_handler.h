@@ -4,6 +4,8 @@
 #pragma once
 
 #include <cstddef>
+#include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -50,22 +52,48 @@ struct Reply {
 // {"success":false,"error":<code>,"message":<message>} with proper JSON escaping.
 Reply error_reply(int status, std::string_view code, std::string_view message);
 
-// One per worker thread: the forwarder is that worker's own daemon connection; the throttle is
-// shared by all of them.
+// What a reload may change while requests are served.
+struct PublishRules {
+    SecretVerifier secret;
+    ValidationPolicy policy;
+};
+
+// The rules in force, shared by every worker. A request takes one snapshot and keeps it to
+// the end, so a reload never changes the rules halfway through a request.
+class PublishRulesSource {
+  public:
+    explicit PublishRulesSource(std::shared_ptr<const PublishRules> rules)
+        : rules_(std::move(rules)) {}
+
+    std::shared_ptr<const PublishRules> current() const {
+        const std::lock_guard lock(mutex_);
+        return rules_;
+    }
+    void replace(std::shared_ptr<const PublishRules> rules) {
+        const std::lock_guard lock(mutex_);
+        rules_.swap(rules);
+    }  // the old rules go when the last request using them ends
+
+  private:
+    mutable std::mutex mutex_;
+    std::shared_ptr<const PublishRules> rules_;
+};
+
+// One per worker thread: the forwarder is that worker's own daemon connection; the throttle and
+// the rules are shared by all of them.
 class PublishHandler {
   public:
-    PublishHandler(const SecretVerifier& secret, SecretThrottle& throttle,
-                   const ValidationPolicy& policy, EventForwarder& forwarder)
-        : secret_(secret), throttle_(throttle), policy_(policy), forwarder_(forwarder) {}
+    PublishHandler(const PublishRulesSource& rules, SecretThrottle& throttle,
+                   EventForwarder& forwarder)
+        : rules_(rules), throttle_(throttle), forwarder_(forwarder) {}
 
     Reply handle(const RequestFacts& request, BodySource& body);
 
   private:
     Reply forward_event(const ValidatedEvent& event, std::string_view idempotency_key);
 
-    const SecretVerifier& secret_;
+    const PublishRulesSource& rules_;
     SecretThrottle& throttle_;
-    const ValidationPolicy& policy_;
     EventForwarder& forwarder_;
 };
 

@@ -12,6 +12,7 @@
 //     shops: [123],
 //     onEvent: (event) => { ... },            // every event, in publish order
 //     onResync: (reason) => { refetch(); },   // missed events are gone: refetch
+//     onAuthError: (message) => { ... },      // initData refused: no private events
 //   });
 //
 // With `coalesce: { windowMs: 250 }` and `onBatch({ shopId, events })`, a
@@ -72,6 +73,8 @@ export function restartDelay(spreadMs = 5000, random = Math.random) {
  * Options: url, initData (Telegram.WebApp.initData; sent as a message, never
  * in the URL), shops (initial subscriptions), onEvent(event),
  * onStatus('connecting' | 'connected' | 'disconnected'), onResync(reason),
+ * onAuthError(message) when the server refused initData (stale or invalid:
+ * the connection stays open but anonymous, so private events do not come),
  * onControl(message) for auth_ok / error / subscribed, coalesce (false,
  * true or {windowMs}) with onBatch({shopId, events}), dev (console logging
  * and the status indicator), WebSocketImpl, backoff {baseMs, maxMs},
@@ -85,6 +88,7 @@ export function connect({
     onStatus,
     onResync,
     onControl,
+    onAuthError,
     coalesce = false,
     onBatch,
     dev = false,
@@ -113,6 +117,7 @@ export function connect({
     let helloId = null;      // cursor from the current connection's hello
     let connectionId = null; // newest cursor seen on the current connection
     let lastId = null;       // cursor to resume from
+    let authPending = false; // auth sent on this connection, not answered yet
     let attempt = 0;         // reconnect attempts since the last healthy connection
     let timer = null;        // pending reconnect
     let status = null;
@@ -154,12 +159,13 @@ export function connect({
         openedAt = null;
         helloId = null;
         connectionId = null;
+        authPending = false;
         ws.onopen = () => {
             if (socket !== ws) return;
             openedAt = now();
             setStatus('connected');
             if (dev) console.log('✅ WebSocket connected');
-            if (initData) send({ action: 'auth', initData });
+            if (initData) authPending = send({ action: 'auth', initData });
             if (subscriptions.size) send({ action: 'subscribe', shops: [...subscriptions.values()] });
             if (lastId != null) send({ action: 'resume', since: lastId });
         };
@@ -253,7 +259,21 @@ export function connect({
                 flushBatches(); // what arrived before the gap comes before the refetch
                 call(onResync, message.reason);
                 break;
-            default: // auth_ok, error, subscribed
+            case 'auth_ok':
+                authPending = false;
+                call(onControl, message);
+                break;
+            case 'error':
+                // The server answers actions in the order they were sent, and auth
+                // goes first: the first error while auth is unanswered is auth's.
+                if (authPending) {
+                    authPending = false;
+                    if (dev) console.warn('🔒 initData refused:', message.message);
+                    call(onAuthError, String(message.message ?? 'auth failed'));
+                }
+                call(onControl, message);
+                break;
+            default: // subscribed
                 call(onControl, message);
         }
     }

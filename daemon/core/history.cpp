@@ -1,30 +1,59 @@
 #include "daemon/core/history.h"
 
-#include "daemon/core/cursor.h"
+#include <algorithm>
 
 namespace shopcast {
 
-History::History(std::string epoch, std::size_t max_events, std::size_t max_bytes)
-    : epoch_(std::move(epoch)), max_events_(max_events), max_bytes_(max_bytes) {}
+void SeqIndex::pop_front() {
+    ++start_;
+    // Compacting once half is dead keeps pop_front amortized O(1) and the memory bounded.
+    if (start_ == seqs_.size()) {
+        seqs_.clear();
+        start_ = 0;
+    } else if (start_ > 32 && start_ * 2 > seqs_.size()) {
+        seqs_.erase(seqs_.begin(), seqs_.begin() + static_cast<long>(start_));
+        start_ = 0;
+    }
+}
+
+std::uint64_t SeqIndex::first_from(std::uint64_t seq) const {
+    const auto begin = seqs_.begin() + static_cast<long>(start_);
+    const auto found = std::lower_bound(begin, seqs_.end(), seq);
+    return found == seqs_.end() ? 0 : *found;
+}
+
+History::History(const Epoch& epoch, std::size_t max_events, std::size_t max_bytes)
+    : epoch_(epoch), codec_(epoch), max_events_(max_events), max_bytes_(max_bytes) {}
 
 std::size_t History::cost_of(const StoredEvent& event) {
     return sizeof(StoredEvent) + event.shop_id.capacity() + event.user_id.capacity() +
            event.frame->wire().size();
 }
 
+std::vector<SeqIndex*> History::indexes_of(const StoredEvent& event) {
+    if (!event.user_id.empty()) return {&by_user_[event.user_id]};
+    if (event.shop_id.empty()) return {&public_, &public_unshopped_};
+    return {&public_, &by_shop_[event.shop_id]};
+}
+
+void History::push_event(StoredEvent event) {
+    for (SeqIndex* index : indexes_of(event)) index->push_back(event.seq);
+    bytes_ += cost_of(event);
+    events_.push_back(std::move(event));
+}
+
 const StoredEvent& History::append(std::string_view json, std::string shop_id, std::string user_id,
                                    std::int64_t published_at_ms) {
     const std::uint64_t seq = next_seq_++;
-    const std::string cursor = format_cursor(epoch_, seq);
+    const std::string cursor = cursor_for(seq);
     // The validated object ends with '}'; the id goes in front of it, so nothing is re-parsed.
     std::string payload;
     payload.reserve(json.size() + cursor.size() + 8);
     payload.append(json.substr(0, json.size() - 1));
     payload.append(",\"id\":\"").append(cursor).append("\"}");
 
-    events_.push_back(StoredEvent{seq, std::move(shop_id), std::move(user_id), make_frame(payload),
-                                  published_at_ms});
-    bytes_ += cost_of(events_.back());
+    push_event(StoredEvent{seq, std::move(shop_id), std::move(user_id), make_frame(payload),
+                           published_at_ms});
     evict_to_limits();
     return events_.back();
 }
@@ -32,22 +61,66 @@ const StoredEvent& History::append(std::string_view json, std::string shop_id, s
 void History::evict_to_limits() {
     // The newest event always stays, even when it alone exceeds the byte limit.
     while (events_.size() > 1 && (events_.size() > max_events_ || bytes_ > max_bytes_)) {
-        bytes_ -= cost_of(events_.front());
+        const StoredEvent& oldest = events_.front();
+        // The oldest event is the front of each of its indexes; an index left empty goes, so
+        // the maps hold only keys that still have retained events.
+        if (!oldest.user_id.empty()) {
+            auto index = by_user_.find(oldest.user_id);
+            index->second.pop_front();
+            if (index->second.empty()) by_user_.erase(index);
+        } else {
+            public_.pop_front();
+            if (oldest.shop_id.empty()) {
+                public_unshopped_.pop_front();
+            } else {
+                auto index = by_shop_.find(oldest.shop_id);
+                index->second.pop_front();
+                if (index->second.empty()) by_shop_.erase(index);
+            }
+        }
+        bytes_ -= cost_of(oldest);
         events_.pop_front();
     }
 }
 
 const StoredEvent* History::find(std::uint64_t seq) const {
+    ++work_steps_;
     if (seq < first_retained_seq() || seq >= next_seq_) return nullptr;
     return &events_[seq - first_retained_seq()];
 }
 
-std::string History::cursor_for(std::uint64_t seq) const {
-    return format_cursor(epoch_, seq);
+std::uint64_t History::probe(const SeqIndex& index, std::uint64_t seq) const {
+    ++work_steps_;
+    const std::uint64_t found = index.first_from(seq);
+    return found == 0 ? next_seq_ : found;
+}
+
+std::uint64_t History::probe(const std::unordered_map<std::string, SeqIndex>& indexes,
+                             const std::string& key, std::uint64_t seq) const {
+    const auto index = indexes.find(key);
+    if (index == indexes.end()) {
+        ++work_steps_;
+        return next_seq_;
+    }
+    return probe(index->second, seq);
+}
+
+// The same rules as may_receive(), read from the indexes instead of from each event.
+std::uint64_t History::next_visible(const Audience& audience, std::uint64_t seq) const {
+    seq = std::max(seq, first_retained_seq());
+    if (seq >= next_seq_) return next_seq_;
+    std::uint64_t next = next_seq_;
+    if (!audience.user_id.empty()) next = probe(by_user_, audience.user_id, seq);
+    if (audience.shops.empty()) return std::min(next, probe(public_, seq));
+    next = std::min(next, probe(public_unshopped_, seq));
+    for (const std::string& shop : audience.shops)
+        next = std::min(next, probe(by_shop_, shop, seq));
+    return next;
 }
 
 void History::save_into(SavedState& state) const {
-    state.epoch = epoch_;
+    state.epoch = epoch_.name;
+    state.epoch_key.assign(epoch_.key.begin(), epoch_.key.end());
     state.last_seq = last_seq();
     state.events.clear();
     state.events.reserve(events_.size());
@@ -58,26 +131,28 @@ void History::save_into(SavedState& state) const {
 }
 
 void History::restore_from(const SavedState& state) {
-    epoch_ = state.epoch;
-    events_.clear();
-    bytes_ = 0;
+    Epoch saved;
+    saved.name = state.epoch;
+    std::copy_n(state.epoch_key.begin(), std::min(state.epoch_key.size(), saved.key.size()),
+                saved.key.begin());
+    History restored(saved, max_events_, max_bytes_);
     for (const SavedEvent& event : state.events) {
-        events_.push_back(
+        restored.push_event(
             StoredEvent{event.seq, event.shop_id, event.user_id, make_frame(event.payload)});
-        bytes_ += cost_of(events_.back());
     }
-    next_seq_ = state.last_seq + 1;
-    evict_to_limits();
+    restored.next_seq_ = state.last_seq + 1;
+    restored.evict_to_limits();
+    *this = std::move(restored);
 }
 
 ResumePoint History::resume_point(std::string_view text) const {
-    auto cursor = parse_cursor(text);
-    if (!cursor) return {ResumeVerdict::malformed, 0};
-    if (cursor->epoch != epoch_) return {ResumeVerdict::other_epoch, 0};
-    if (cursor->seq > last_seq()) return {ResumeVerdict::unknown, 0};
+    const CursorPosition cursor = codec_.read(text);
+    if (cursor.reading == CursorReading::malformed) return {ResumeVerdict::malformed, 0};
+    if (cursor.reading == CursorReading::other_epoch) return {ResumeVerdict::other_epoch, 0};
+    if (cursor.seq > last_seq()) return {ResumeVerdict::unknown, 0};
     // Every event after the cursor must still be here, else the replay would have a hole.
-    if (cursor->seq + 1 < first_retained_seq()) return {ResumeVerdict::too_old, 0};
-    return {ResumeVerdict::ok, cursor->seq + 1};
+    if (cursor.seq + 1 < first_retained_seq()) return {ResumeVerdict::too_old, 0};
+    return {ResumeVerdict::ok, cursor.seq + 1};
 }
 
 }  // namespace shopcast

@@ -5,7 +5,11 @@
 #include <deque>
 #include <string>
 #include <string_view>
+#include <unordered_map>
+#include <vector>
 
+#include "daemon/core/audience.h"
+#include "daemon/core/cursor.h"
 #include "daemon/core/shared_frame.h"
 #include "daemon/core/state_file.h"
 
@@ -27,11 +31,31 @@ struct ResumePoint {
     std::uint64_t next_seq = 0;  // with ok: the first event the client has not seen
 };
 
+// The seqs of the retained events one audience key (a shop, a user, ...) selects, oldest first.
+// Eviction removes from the front only, so a vector with a moving start does it in amortized
+// O(1) and keeps one small allocation per key.
+class SeqIndex {
+  public:
+    void push_back(std::uint64_t seq) { seqs_.push_back(seq); }
+    void pop_front();
+    bool empty() const { return start_ == seqs_.size(); }
+    std::uint64_t front() const { return seqs_[start_]; }
+    // The first seq >= `seq`, or 0 when there is none (a binary search).
+    std::uint64_t first_from(std::uint64_t seq) const;
+
+  private:
+    std::vector<std::uint64_t> seqs_;
+    std::size_t start_ = 0;
+};
+
 // One per daemon, owned by the Hub. Events are kept in publish order and evicted oldest first
-// once either the count or the byte limit is reached. Sessions refer to events by seq only.
+// once either the count or the byte limit is reached. Sessions refer to events by seq only;
+// seq -> event is arithmetic on the ring, and per-audience indexes let a connection skip every
+// event it may not see without looking at them, so no browser action costs more with a longer
+// history.
 class History {
   public:
-    History(std::string epoch, std::size_t max_events, std::size_t max_bytes);
+    History(const Epoch& epoch, std::size_t max_events, std::size_t max_bytes);
 
     // Appends an event whose JSON object (without "id") is `json`, assigning the next seq.
     const StoredEvent& append(std::string_view json, std::string shop_id, std::string user_id,
@@ -39,33 +63,56 @@ class History {
     // The oldest retained event; nullptr when the history is empty.
     const StoredEvent* oldest() const { return events_.empty() ? nullptr : &events_.front(); }
 
-    // nullptr when `seq` was evicted or not yet published.
+    // nullptr when `seq` was evicted or not yet published. One work step.
     const StoredEvent* find(std::uint64_t seq) const;
+    // The first retained event from `seq` on that `audience` may receive, or last_seq() + 1.
+    // One work step per index it consults (at most the number of shops + 2).
+    std::uint64_t next_visible(const Audience& audience, std::uint64_t seq) const;
 
     std::uint64_t last_seq() const { return next_seq_ - 1; }
     std::uint64_t first_retained_seq() const { return next_seq_ - events_.size(); }
-    std::string cursor_for(std::uint64_t seq) const;
+    // The id of event `seq`: also the cursor that resumes after it.
+    std::string cursor_for(std::uint64_t seq) const { return codec_.event_cursor(seq); }
+    // A cursor for "after the newest event" that differs on every call.
+    std::string hello_cursor() const { return codec_.hello_cursor(last_seq()); }
     ResumePoint resume_point(std::string_view cursor) const;
 
     std::size_t size() const { return events_.size(); }
     std::size_t bytes() const { return bytes_; }
-    const std::string& epoch() const { return epoch_; }
+    const std::string& epoch() const { return epoch_.name; }
+    // Events looked at plus indexes consulted since the start: what delivery and actions cost,
+    // counted so that tests can compare work without timing it.
+    std::uint64_t work_steps() const { return work_steps_; }
 
-    // What a restart needs to continue this history: same epoch, seqs and payloads.
+    // What a restart needs to continue this history: same epoch, key, seqs and payloads.
     void save_into(SavedState& state) const;
     // Continues a saved history (decode_state checked its consistency); the limits stay ours.
     void restore_from(const SavedState& state);
 
   private:
     static std::size_t cost_of(const StoredEvent& event);
+    void push_event(StoredEvent event);
     void evict_to_limits();
+    std::vector<SeqIndex*> indexes_of(const StoredEvent& event);
+    std::uint64_t probe(const SeqIndex& index, std::uint64_t seq) const;
+    std::uint64_t probe(const std::unordered_map<std::string, SeqIndex>& indexes,
+                        const std::string& key, std::uint64_t seq) const;
 
-    std::string epoch_;
+    Epoch epoch_;
+    CursorCodec codec_;
     std::size_t max_events_;
     std::size_t max_bytes_;
     std::deque<StoredEvent> events_;
     std::uint64_t next_seq_ = 1;
     std::size_t bytes_ = 0;
+
+    // Every retained event is in exactly one of public_unshopped_, by_shop_ or by_user_, and
+    // public events also in public_;
+    SeqIndex public_;            // public events (what a connection without shops sees)
+    SeqIndex public_unshopped_;  // public events that name no shop
+    std::unordered_map<std::string, SeqIndex> by_shop_;  // public events of each shop
+    std::unordered_map<std::string, SeqIndex> by_user_;  // private events of each user
+    mutable std::uint64_t work_steps_ = 0;
 };
 
 }  // namespace shopcast

@@ -19,9 +19,15 @@ constexpr std::size_t kMaxBatchBytes = 64 * 1024;
 constexpr std::size_t kMaxBatchFrames = 64;
 // Writes one connection gets in a row before the others get their turn.
 constexpr int kMaxWritesPerTurn = 4;
+// Events a connection may not see that delivery steps over one by one before it asks the
+// history's indexes for the next one it may: cheap for live delivery (a few new events), and
+// what bounds the cost of a backlog of other shops' or other users' events.
+constexpr std::size_t kSkipsBeforeSeek = 16;
 
 constexpr std::string_view kFellBehind = "fell behind; resume to catch up";
 constexpr std::string_view kTooSlow = "too slow; resume to catch up";
+constexpr std::string_view kSecondRewind =
+    "resume refused: this connection already resumed; reconnect to resume again";
 
 std::string_view resync_reason(ResumeVerdict verdict) {
     switch (verdict) {
@@ -51,7 +57,7 @@ Hub::Hub(HubLimits limits, History history, IdempotencyCache idempotency,
     : limits_(limits),
       history_(std::move(history)),
       idempotency_(std::move(idempotency)),
-      authenticator_(authenticator),
+      authenticator_(&authenticator),
       transport_(transport),
       clock_(std::move(clocks.steady)),
       wall_clock_(std::move(clocks.wall)),
@@ -59,6 +65,19 @@ Hub::Hub(HubLimits limits, History history, IdempotencyCache idempotency,
       admission_(limits.max_connections, limits.max_connections_per_ip),
       started_ms_(clock_()) {
     batch_.reserve(kMaxBatchFrames);
+}
+
+void Hub::apply_limits(const HubLimits& limits) {
+    limits_ = limits;
+    // Recounted from the open connections: the per-address counts are only kept while a
+    // per-address limit is set, so one switched on now must start from what is open.
+    AdmissionControl admission(limits.max_connections, limits.max_connections_per_ip);
+    for (const auto& session : sessions_) admission.opened(session->client_ip);
+    admission_ = std::move(admission);
+}
+
+void Hub::set_authenticator(const TelegramAuthenticator& authenticator) {
+    authenticator_ = &authenticator;
 }
 
 Admission Hub::admit(std::string_view client_ip) const {
@@ -77,7 +96,7 @@ Session& Hub::open_session(std::string client_ip, void* transport) {
     ++metrics_.connections_opened;
     Session& opened = *session;
     sessions_.push_back(std::move(session));
-    send_control(opened, control::hello(history_.cursor_for(history_.last_seq())));
+    send_control(opened, control::hello(history_.hello_cursor()));
     return opened;
 }
 
@@ -96,13 +115,26 @@ void Hub::close_session(Session& session) {
 
 ipc::PublishAck Hub::publish(const ipc::PublishRequest& request) {
     const std::int64_t now_seconds = clock_() / 1000;
+    RequestDigest digest{};
     if (!request.idempotency_key.empty()) {
-        if (auto first = idempotency_.find(request.idempotency_key, now_seconds)) {
-            first->status = ipc::AckStatus::duplicate;
-            ++metrics_.events_duplicate;
-            log_pieces(LogLevel::info, {"Broadcast skipped (repeated Idempotency-Key): ",
-                                        logged_type(request.type), " id=", first->id});
-            return *first;
+        digest = request_digest(request);
+        const KeyLookup seen = idempotency_.find(request.idempotency_key, digest, now_seconds);
+        switch (seen.verdict) {
+            case KeyLookup::Verdict::unseen:
+                break;
+            case KeyLookup::Verdict::same_request: {
+                ipc::PublishAck ack = seen.first_ack;
+                ack.status = ipc::AckStatus::duplicate;
+                ++metrics_.events_duplicate;
+                log_pieces(LogLevel::info, {"Broadcast skipped (repeated Idempotency-Key): ",
+                                            logged_type(request.type), " id=", ack.id});
+                return ack;
+            }
+            case KeyLookup::Verdict::other_request:
+                log_pieces(LogLevel::warning,
+                           {"Broadcast refused: Idempotency-Key reused for another event (",
+                            logged_type(request.type), ")"});
+                return ipc::PublishAck{ipc::AckStatus::conflict, {}, 0};
         }
     }
     if (request.json.size() < 2 || request.json.front() != '{' || request.json.back() != '}') {
@@ -115,7 +147,7 @@ ipc::PublishAck Hub::publish(const ipc::PublishRequest& request) {
     ipc::PublishAck ack{ipc::AckStatus::accepted, history_.cursor_for(event.seq), 0};
     ack.recipients = static_cast<std::uint32_t>(count_recipients(event));
     if (!request.idempotency_key.empty()) {
-        idempotency_.remember(request.idempotency_key, ack, now_seconds);
+        idempotency_.remember(request.idempotency_key, digest, ack, now_seconds);
     }
     // The guide's `grep "Broadcast"`: one line per event, assembled without allocating.
     log_pieces(LogLevel::info, {"Broadcast sent: ", logged_type(request.type), " id=", ack.id,
@@ -186,7 +218,13 @@ bool Hub::gather_batch(Session& session) {
         bytes += frame->wire().size();
     }
     if (!session.live) return true;
+    std::size_t skipped = 0;
     while (session.next_seq <= history_.last_seq() && batch_.size() < kMaxBatchFrames) {
+        if (skipped == kSkipsBeforeSeek) {
+            session.next_seq = history_.next_visible(session.audience, session.next_seq);
+            skipped = 0;
+            continue;
+        }
         const StoredEvent* event = history_.find(session.next_seq);
         if (event == nullptr) {
             metrics_.count_slow_close(SlowClose::fell_behind);
@@ -199,6 +237,8 @@ bool Hub::gather_batch(Session& session) {
             batch_.push_back(event->frame.get());
             bytes += size;
             session.sent_events = true;
+        } else {
+            ++skipped;
         }
         ++session.next_seq;
     }
@@ -319,6 +359,13 @@ void Hub::on_binary_message(Session& session) {
     refuse_action(session, "binary messages are not supported; send JSON text");
 }
 
+void Hub::on_control_frame(Session& session) {
+    if (session.close) return;
+    if (!take_action_token(session)) {
+        request_close(session, kClosePolicyViolation, "too many messages");
+    }
+}
+
 void Hub::on_text_message(Session& session, std::string_view text) {
     if (session.close) return;
     if (!take_action_token(session)) {
@@ -347,19 +394,37 @@ void Hub::on_text_message(Session& session, std::string_view text) {
 }
 
 void Hub::handle_auth(Session& session, std::string_view init_data) {
-    if (!authenticator_.configured()) {
+    // Whatever the outcome, the identity the connection had ends here: a failed `auth` leaves
+    // it anonymous, so no private event of an earlier user follows it (DESIGN.md).
+    session.audience.user_id.clear();
+    if (!authenticator_->configured()) {
         metrics_.count_auth_not_configured();
         refuse_action(session, "auth not configured");
         return;
     }
-    AuthOutcome outcome = authenticator_.verify(init_data, wall_clock_() / 1000);
+    if (auth_throttled(session)) {
+        metrics_.count_auth_throttled();
+        refuse_action(session, "auth failed: too many failed attempts; retry later");
+        return;
+    }
+    AuthOutcome outcome = authenticator_->verify(init_data, wall_clock_() / 1000);
     metrics_.count_auth(outcome);
     if (!outcome.ok) {
+        if (session.auth_failures++ == 0) session.auth_failures_since_ms = clock_();
         refuse_action(session, "auth failed: " + outcome.error);
         return;
     }
     session.audience.user_id = outcome.user_id;
     send_control(session, control::auth_ok(outcome.user_id));
+}
+
+bool Hub::auth_throttled(Session& session) {
+    if (session.auth_failures == 0) return false;
+    if (clock_() - session.auth_failures_since_ms >= limits_.auth_failure_window_ms) {
+        session.auth_failures = 0;
+        return false;
+    }
+    return session.auth_failures >= limits_.max_auth_failures;
 }
 
 void Hub::handle_shops(Session& session, bool subscribe, const std::vector<std::string>& shops) {
@@ -390,21 +455,32 @@ void Hub::handle_resume(Session& session, std::string_view since) {
         release_hold(session);
         return;
     }
-    if (session.sent_events) {
-        // Live events already went out on this connection; a replay would now arrive out of
-        // order. Resuming from where this connection stands is harmless, anything older is not.
-        if (point.next_seq < session.next_seq) {
+    if (point.next_seq < session.next_seq) {
+        if (session.rewound) {
+            // One rewind per connection is all a page needs (it resumes once, on connect);
+            // more would let one connection make the daemon replay the same span repeatedly.
+            metrics_.count_resume(ResumeOutcome::refused);
+            refuse_action(session, kSecondRewind);
+            return;
+        }
+        session.rewound = true;
+        if (session.sent_events) {
+            // Live events already went out on this connection; a replay would now arrive out
+            // of order.
             metrics_.count_resync("resume_after_live_delivery");
             metrics_.count_resume(ResumeOutcome::resynced);
             send_control(session, control::resync("resume_after_live_delivery"));
-        } else {
-            metrics_.count_resume(ResumeOutcome::already_live);
+            return;
         }
-        return;
+    } else if (session.sent_events) {
+        metrics_.count_resume(ResumeOutcome::already_live);
+        return;  // from where it stands or later: nothing it has not been sent is skipped
     }
     // A replay is as long as the history allows: only a socket that stops draining is slow.
     metrics_.count_resume(ResumeOutcome::replayed);
-    session.next_seq = point.next_seq;
+    // It starts at the first event this connection may see, found without looking at the
+    // others, so a resume costs the same whatever lies between the cursor and that event.
+    session.next_seq = history_.next_visible(session.audience, point.next_seq);
     session.live = false;
     release_hold(session);
 }

@@ -28,6 +28,10 @@ struct HubLimits {
     double actions_per_second = 20;  // sustained browser actions before 1008
     double action_burst = 40;
     unsigned max_strikes = 20;
+    // Failed `auth` messages a connection may send within the window; later ones are refused
+    // without any cryptography (and count as strikes) until the window has passed.
+    unsigned max_auth_failures = 5;
+    std::int64_t auth_failure_window_ms = 60000;
     // A choked connection that takes nothing for this long while events wait is closed (1013).
     std::int64_t stall_timeout_ms = 30000;
 };
@@ -58,6 +62,8 @@ class Hub final : public EventSink {
 
     void on_text_message(Session& session, std::string_view text);
     void on_binary_message(Session& session);
+    // A ping or pong from the browser: charged to the same action budget as its messages.
+    void on_control_frame(Session& session);
     void release_hold(Session& session);
 
     // The connection can take a write again (lws' WRITEABLE): sends what is due to it.
@@ -65,6 +71,12 @@ class Hub final : public EventSink {
 
     // Asks every connection to close with `code` (1001 on shutdown).
     void close_all(int code, std::string_view reason);
+
+    // A reload: new limits and a new authenticator for every connection from now on. Open
+    // connections stay, even above a lowered connection limit. `authenticator` must outlive
+    // its use (until the next set_authenticator or the Hub's end).
+    void apply_limits(const HubLimits& limits);
+    void set_authenticator(const TelegramAuthenticator& authenticator);
 
     std::size_t session_count() const { return sessions_.size(); }
     const History& history() const { return history_; }
@@ -87,13 +99,14 @@ class Hub final : public EventSink {
     bool gather_batch(Session& session);
 
     void handle_auth(Session& session, std::string_view init_data);
+    bool auth_throttled(Session& session);
     void handle_shops(Session& session, bool subscribe, const std::vector<std::string>& shops);
     void handle_resume(Session& session, std::string_view since);
 
     HubLimits limits_;
     History history_;
     IdempotencyCache idempotency_;
-    const TelegramAuthenticator& authenticator_;
+    const TelegramAuthenticator* authenticator_;
     SessionTransport& transport_;
     Clock clock_;  // steady
     Clock wall_clock_;

@@ -1,8 +1,27 @@
 #include "daemon/core/idempotency.h"
 
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+
 #include <algorithm>
 
 namespace shopcast {
+
+RequestDigest request_digest(const ipc::PublishRequest& request) {
+    RequestDigest digest{};
+    unsigned int length = 0;
+    EVP_MD_CTX* ctx = EVP_MD_CTX_new();
+    // The type and the JSON are separated by a NUL, which neither can contain, so no two
+    // different pairs hash the same input.
+    const bool ok = ctx != nullptr && EVP_DigestInit_ex(ctx, EVP_sha256(), nullptr) == 1 &&
+                    EVP_DigestUpdate(ctx, request.type.data(), request.type.size()) == 1 &&
+                    EVP_DigestUpdate(ctx, "", 1) == 1 &&
+                    EVP_DigestUpdate(ctx, request.json.data(), request.json.size()) == 1 &&
+                    EVP_DigestFinal_ex(ctx, digest.data(), &length) == 1;
+    EVP_MD_CTX_free(ctx);
+    if (!ok) digest.fill(0);  // never equal to a real digest in practice; compares as "other"
+    return digest;
+}
 
 IdempotencyCache::IdempotencyCache(std::int64_t ttl_seconds, std::size_t max_entries)
     : ttl_seconds_(ttl_seconds), max_entries_(max_entries) {}
@@ -10,21 +29,26 @@ IdempotencyCache::IdempotencyCache(std::int64_t ttl_seconds, std::size_t max_ent
 void IdempotencyCache::expire(std::int64_t now) {
     while (!order_.empty() &&
            (order_.front().created + ttl_seconds_ <= now || order_.size() > max_entries_)) {
-        acks_.erase(order_.front().key);
+        entries_.erase(order_.front().key);
         order_.pop_front();
     }
 }
 
-std::optional<ipc::PublishAck> IdempotencyCache::find(const std::string& key, std::int64_t now) {
+KeyLookup IdempotencyCache::find(const std::string& key, const RequestDigest& digest,
+                                 std::int64_t now) {
     expire(now);
-    auto it = acks_.find(key);
-    if (it == acks_.end()) return std::nullopt;
-    return it->second;
+    KeyLookup lookup;
+    auto it = entries_.find(key);
+    if (it == entries_.end()) return lookup;
+    lookup.first_ack = it->second.ack;
+    const bool same = CRYPTO_memcmp(it->second.digest.data(), digest.data(), digest.size()) == 0;
+    lookup.verdict = same ? KeyLookup::Verdict::same_request : KeyLookup::Verdict::other_request;
+    return lookup;
 }
 
-void IdempotencyCache::remember(const std::string& key, const ipc::PublishAck& ack,
-                                std::int64_t now) {
-    if (!acks_.emplace(key, ack).second) return;
+void IdempotencyCache::remember(const std::string& key, const RequestDigest& digest,
+                                const ipc::PublishAck& ack, std::int64_t now) {
+    if (!entries_.emplace(key, Remembered{ack, digest}).second) return;
     order_.push_back(Entry{key, now});
     expire(now);
 }
@@ -32,9 +56,10 @@ void IdempotencyCache::remember(const std::string& key, const ipc::PublishAck& a
 void IdempotencyCache::save_into(SavedState& state, std::int64_t now) const {
     state.keys.clear();
     for (const Entry& entry : order_) {
-        auto ack = acks_.find(entry.key);
-        if (ack == acks_.end() || entry.created + ttl_seconds_ <= now) continue;
-        state.keys.push_back(SavedKey{entry.key, ack->second, now - entry.created});
+        auto remembered = entries_.find(entry.key);
+        if (remembered == entries_.end() || entry.created + ttl_seconds_ <= now) continue;
+        state.keys.push_back(SavedKey{entry.key, remembered->second.ack, remembered->second.digest,
+                                      now - entry.created});
     }
 }
 
@@ -42,7 +67,10 @@ void IdempotencyCache::restore_from(const SavedState& state, std::int64_t now,
                                     std::int64_t downtime) {
     for (const SavedKey& saved : state.keys) {
         const std::int64_t created = now - saved.age_seconds - std::max<std::int64_t>(downtime, 0);
-        if (created + ttl_seconds_ <= now || !acks_.emplace(saved.key, saved.ack).second) continue;
+        if (created + ttl_seconds_ <= now ||
+            !entries_.emplace(saved.key, Remembered{saved.ack, saved.request_digest}).second) {
+            continue;
+        }
         order_.push_back(Entry{saved.key, created});
     }
     expire(now);

@@ -1,10 +1,12 @@
 // Remembers recent Idempotency-Keys so a retried publish is answered, not broadcast again.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <deque>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 
 #include "common/ipc.h"
@@ -12,15 +14,28 @@
 
 namespace shopcast {
 
+// SHA-256 of what makes two publishes "the same event": the type and the validated JSON
+// shopcast-fcgi re-serialised (so whitespace or escaping differences in the bot's body do not
+// count, a different field value does).
+RequestDigest request_digest(const ipc::PublishRequest& request);
+
+// What a key lookup found.
+struct KeyLookup {
+    enum class Verdict { unseen, same_request, other_request };
+    Verdict verdict = Verdict::unseen;
+    ipc::PublishAck first_ack;  // the first attempt's answer (same_request and other_request)
+};
+
 // One per daemon. Entries expire after `ttl_seconds`; at most `max_entries` are kept (the
 // oldest go first), so a flood of unique keys cannot grow memory without bound.
 class IdempotencyCache {
   public:
     IdempotencyCache(std::int64_t ttl_seconds, std::size_t max_entries);
 
-    std::optional<ipc::PublishAck> find(const std::string& key, std::int64_t now);
-    void remember(const std::string& key, const ipc::PublishAck& ack, std::int64_t now);
-    std::size_t size() const { return acks_.size(); }
+    KeyLookup find(const std::string& key, const RequestDigest& digest, std::int64_t now);
+    void remember(const std::string& key, const RequestDigest& digest, const ipc::PublishAck& ack,
+                  std::int64_t now);
+    std::size_t size() const { return entries_.size(); }
 
     void save_into(SavedState& state, std::int64_t now) const;
     // Keys saved `downtime` seconds ago keep the rest of their TTL.
@@ -29,6 +44,10 @@ class IdempotencyCache {
   private:
     void expire(std::int64_t now);
 
+    struct Remembered {
+        ipc::PublishAck ack;
+        RequestDigest digest{};
+    };
     struct Entry {
         std::string key;
         std::int64_t created = 0;
@@ -36,7 +55,7 @@ class IdempotencyCache {
     std::int64_t ttl_seconds_;
     std::size_t max_entries_;
     std::deque<Entry> order_;  // insertion order = expiry order
-    std::unordered_map<std::string, ipc::PublishAck> acks_;
+    std::unordered_map<std::string, Remembered> entries_;
 };
 
 }  // namespace shopcast

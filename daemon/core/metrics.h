@@ -22,17 +22,17 @@ inline constexpr std::array<std::string_view, 7> kEventTypeLabels{
     "product_added", "product_updated", "product_deleted",
     "order_status",  "new_subscriber",  "shop_updated",
     "other"};
-inline constexpr std::array<std::string_view, 3> kResumeOutcomeLabels{"replayed", "resynced",
-                                                                      "already_live"};
+inline constexpr std::array<std::string_view, 4> kResumeOutcomeLabels{"replayed", "resynced",
+                                                                      "already_live", "refused"};
 inline constexpr std::array<std::string_view, 6> kResyncReasonLabels{
     "malformed_cursor",           "epoch_changed", "unknown_cursor", "history_exhausted",
     "resume_after_live_delivery", "other"};
-inline constexpr std::array<std::string_view, 6> kAuthResultLabels{
-    "ok", "not_configured", "stale", "malformed", "bad_signature", "other"};
+inline constexpr std::array<std::string_view, 7> kAuthResultLabels{
+    "ok", "not_configured", "stale", "malformed", "bad_signature", "throttled", "other"};
 inline constexpr std::array<std::string_view, 2> kSlowCloseLabels{"stalled", "fell_behind"};
 
 enum class Refusal : std::size_t { origin, server_full, address_full };
-enum class ResumeOutcome : std::size_t { replayed, resynced, already_live };
+enum class ResumeOutcome : std::size_t { replayed, resynced, already_live, refused };
 enum class SlowClose : std::size_t { stalled, fell_behind };
 
 template <std::size_t N>
@@ -61,6 +61,7 @@ struct EngineMetrics {
     void count_resync(std::string_view reason) { ++resyncs[resync_reason_index(reason)]; }
     void count_auth(const AuthOutcome& outcome) { ++auth_results[auth_result_index(outcome)]; }
     void count_auth_not_configured() { ++auth_results[1]; }
+    void count_auth_throttled() { ++auth_results[5]; }
     void count_slow_close(SlowClose reason) { ++slow_closes[std::size_t(reason)]; }
 
     static std::size_t close_code_index(int code);

@@ -30,6 +30,7 @@ struct Session {
     std::uint64_t next_seq = 1;
     bool live = false;         // false during the hold that lets `resume` come first
     bool sent_events = false;  // an event has been written; rewinding would reorder
+    bool rewound = false;      // its one `resume` that moved next_seq back has been taken
     // The socket stopped draining (the last write was only partly taken). While choked nothing
     // more is written; what is published meanwhile counts towards the slow-client limits.
     bool choked = false;
@@ -46,7 +47,9 @@ struct Session {
     std::string inbound;  // the text message being assembled from fragments
     double action_tokens = 0;
     std::int64_t action_tokens_at_ms = 0;
-    unsigned strikes = 0;  // refused messages; too many and the connection is closed (1008)
+    unsigned strikes = 0;        // refused messages; too many and the connection is closed (1008)
+    unsigned auth_failures = 0;  // failed `auth` messages since auth_failures_since_ms
+    std::int64_t auth_failures_since_ms = 0;
 
     std::size_t registry_index = 0;  // position in the Hub's list, for O(1) removal
     void* transport = nullptr;       // the glue's handle (an lws wsi), opaque here

@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <cerrno>
 #include <cstring>
@@ -17,7 +18,9 @@ namespace shopcast {
 namespace {
 
 constexpr std::string_view kMagic = "SHOPCAST-STATE\n";
-constexpr std::uint32_t kFormatVersion = 1;
+// 2: the epoch's cursor key follows its name, and each Idempotency-Key
+// carries the digest of its first request.
+constexpr std::uint32_t kFormatVersion = 2;
 constexpr std::size_t kDigestBytes = SHA256_DIGEST_LENGTH;
 constexpr std::size_t kMaxIdBytes = 256;
 constexpr std::size_t kMaxPayloadBytes = 1u << 20;
@@ -30,20 +33,25 @@ std::string digest_of(std::string_view bytes) {
 }
 
 // The payload must be the one History made for this seq: an object ending in this cursor.
-bool payload_matches(const SavedEvent& event, std::string_view epoch) {
-    const std::string tail = ",\"id\":\"" + format_cursor(epoch, event.seq) + "\"}";
+bool payload_matches(const SavedEvent& event, const CursorCodec& codec) {
+    const std::string tail = ",\"id\":\"" + codec.event_cursor(event.seq) + "\"}";
     const std::string_view payload = event.payload;
     return payload.size() > tail.size() && payload.front() == '{' &&
            payload.substr(payload.size() - tail.size()) == tail;
 }
 
 std::string check_consistency(const SavedState& state) {
-    if (!parse_cursor(format_cursor(state.epoch, 0))) return "invalid epoch";
+    if (!is_epoch_name(state.epoch)) return "invalid epoch";
+    Epoch epoch;
+    if (state.epoch_key.size() != epoch.key.size()) return "invalid cursor key";
+    epoch.name = state.epoch;
+    std::copy(state.epoch_key.begin(), state.epoch_key.end(), epoch.key.begin());
+    const CursorCodec codec(epoch);
     if (state.events.size() > state.last_seq) return "more events than seqs";
     std::uint64_t expected = state.last_seq - state.events.size() + 1;
     for (const SavedEvent& event : state.events) {
         if (event.seq != expected++) return "events are not consecutive";
-        if (!payload_matches(event, state.epoch)) return "an event does not match its cursor";
+        if (!payload_matches(event, codec)) return "an event does not match its cursor";
     }
     return {};
 }
@@ -71,6 +79,7 @@ std::string encode_state(const SavedState& state) {
     out.put_raw(kMagic);
     out.put_u32(kFormatVersion);
     out.put_field(state.epoch);
+    out.put_field(state.epoch_key);
     out.put_u64(state.last_seq);
     out.put_u64(static_cast<std::uint64_t>(state.saved_at_unix));
     out.put_u64(state.events.size());
@@ -86,6 +95,8 @@ std::string encode_state(const SavedState& state) {
         out.put_u8(static_cast<std::uint8_t>(key.ack.status));
         out.put_field(key.ack.id);
         out.put_u32(key.ack.recipients);
+        out.put_field(
+            {reinterpret_cast<const char*>(key.request_digest.data()), key.request_digest.size()});
         out.put_u64(static_cast<std::uint64_t>(key.age_seconds));
     }
     std::string bytes = out.take();
@@ -108,6 +119,7 @@ StateLoad decode_state(std::string_view bytes) {
     SavedState state;
     std::uint64_t saved_at = 0, event_count = 0, key_count = 0;
     in.take_field(state.epoch, kMaxIdBytes);
+    in.take_field(state.epoch_key, kMaxIdBytes);
     in.take_u64(state.last_seq);
     in.take_u64(saved_at);
     in.take_u64(event_count);
@@ -128,10 +140,16 @@ StateLoad decode_state(std::string_view bytes) {
         in.take_u8(status);
         in.take_field(key.ack.id, kMaxIdBytes);
         in.take_u32(key.ack.recipients);
+        std::string digest;
+        in.take_field(digest, key.request_digest.size());
         in.take_u64(age);
+        if (in.ok() && digest.size() != key.request_digest.size()) {
+            return {std::nullopt, "invalid request digest"};
+        }
+        std::copy(digest.begin(), digest.end(), key.request_digest.begin());
         key.ack.status = static_cast<ipc::AckStatus>(status);
         key.age_seconds = static_cast<std::int64_t>(age);
-        if (status > static_cast<std::uint8_t>(ipc::AckStatus::rejected)) {
+        if (status > static_cast<std::uint8_t>(ipc::kLastAckStatus)) {
             return {std::nullopt, "invalid acknowledgement status"};
         }
     }

@@ -1,7 +1,8 @@
 // What a clean shutdown hands to the next start, so a planned restart is invisible to browsers:
-// the epoch, the retained history and the remembered Idempotency-Keys.
+// the epoch (name and cursor key), the retained history and the remembered Idempotency-Keys.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -19,14 +20,19 @@ struct SavedEvent {
     std::string payload;  // exactly what browsers were sent, "id" included
 };
 
+// SHA-256 of the request an Idempotency-Key was first used with (see request_digest()).
+using RequestDigest = std::array<unsigned char, 32>;
+
 struct SavedKey {
     std::string key;
     ipc::PublishAck ack;
+    RequestDigest request_digest{};
     std::int64_t age_seconds = 0;  // how long it had been remembered when the state was saved
 };
 
 struct SavedState {
     std::string epoch;
+    std::string epoch_key;           // the cursor key (Epoch::kKeyBytes bytes): old ids stay valid
     std::uint64_t last_seq = 0;      // the newest seq ever assigned (events may be empty)
     std::int64_t saved_at_unix = 0;  // wall clock, to age the keys across the downtime
     std::vector<SavedEvent> events;  // oldest first, consecutive seqs ending at last_seq

@@ -28,13 +28,9 @@ constexpr std::string_view kWebAppData = "WebAppData";
 using Digest = std::array<unsigned char, 32>;
 using Ed25519Signature = std::array<unsigned char, 64>;
 
-struct EvpPkeyFree {
-    void operator()(EVP_PKEY* key) const noexcept { EVP_PKEY_free(key); }
-};
 struct EvpMdCtxFree {
     void operator()(EVP_MD_CTX* ctx) const noexcept { EVP_MD_CTX_free(ctx); }
 };
-using EvpPkeyPtr = std::unique_ptr<EVP_PKEY, EvpPkeyFree>;
 using EvpMdCtxPtr = std::unique_ptr<EVP_MD_CTX, EvpMdCtxFree>;
 
 // One decoded `key=value` pair of the query string.
@@ -181,20 +177,6 @@ bool decode_base64url_signature(std::string_view text, Ed25519Signature& out) {
     return written == out.size() && leftover == 0;
 }
 
-bool ed25519_verify(const std::array<unsigned char, 32>& public_key, std::string_view message,
-                    const Ed25519Signature& signature) {
-    const EvpPkeyPtr key(EVP_PKEY_new_raw_public_key(EVP_PKEY_ED25519, nullptr, public_key.data(),
-                                                     public_key.size()));
-    const EvpMdCtxPtr ctx(EVP_MD_CTX_new());
-    const bool valid = key && ctx &&
-                       EVP_DigestVerifyInit(ctx.get(), nullptr, nullptr, nullptr, key.get()) == 1 &&
-                       EVP_DigestVerify(ctx.get(), signature.data(), signature.size(),
-                                        reinterpret_cast<const unsigned char*>(message.data()),
-                                        message.size()) == 1;
-    if (!valid) ERR_clear_error();  // a bad signature must not pile up in this thread's queue
-    return valid;
-}
-
 // Decimal seconds, digits only.
 std::optional<std::int64_t> parse_unix_seconds(std::string_view text) {
     if (text.empty() || text.size() > 18) return std::nullopt;
@@ -245,11 +227,60 @@ bool extract_user_id(std::string_view user_json, std::string& user_id, std::stri
 
 enum class Mode { hmac, ed25519 };
 
-AuthOutcome verify_init_data(const TelegramAuthConfig& config, const Digest& hmac_secret_key,
-                             std::string_view init_data, std::int64_t now_unix) {
-    const bool has_token = !config.bot_token.empty();
-    const bool has_bot_id = !config.bot_id.empty();
-    if (!has_token && !has_bot_id) return refuse("auth not configured");
+}  // namespace
+
+std::array<unsigned char, 32> telegram_production_public_key() {
+    // e7bf03a2fa4602af4580703d88dda5bb59f32ed8b02a56c187fe7d34caed242d
+    return {0xe7, 0xbf, 0x03, 0xa2, 0xfa, 0x46, 0x02, 0xaf, 0x45, 0x80, 0x70,
+            0x3d, 0x88, 0xdd, 0xa5, 0xbb, 0x59, 0xf3, 0x2e, 0xd8, 0xb0, 0x2a,
+            0x56, 0xc1, 0x87, 0xfe, 0x7d, 0x34, 0xca, 0xed, 0x24, 0x2d};
+}
+
+WebAppKey derive_webapp_key(std::string_view bot_token) {
+    WebAppKey key{};
+    if (!hmac_sha256(kWebAppData, bot_token, key)) {
+        throw std::runtime_error("cannot derive the WebAppData key from the bot token");
+    }
+    return key;
+}
+
+void TelegramAuthenticator::PublicKeyFree::operator()(EVP_PKEY* key) const noexcept {
+    EVP_PKEY_free(key);
+}
+
+TelegramAuthenticator::TelegramAuthenticator(TelegramAuthConfig config)
+    : config_(std::move(config)) {
+    // An all-zero key is "not set", never a key to trust: it is a small-order point, for
+    // which signatures are easy to forge.
+    const bool key_unset = std::all_of(config_.public_key.begin(), config_.public_key.end(),
+                                       [](unsigned char byte) { return byte == 0; });
+    if (key_unset) config_.public_key = telegram_production_public_key();
+    public_key_.reset(EVP_PKEY_new_raw_public_key(
+        EVP_PKEY_ED25519, nullptr, config_.public_key.data(), config_.public_key.size()));
+    if (!public_key_) {
+        ERR_clear_error();
+        throw std::runtime_error("cannot load the Telegram Ed25519 public key");
+    }
+}
+
+bool TelegramAuthenticator::ed25519_verify(std::string_view message,
+                                           const Ed25519Signature& signature) const {
+    crypto_checks_.fetch_add(1, std::memory_order_relaxed);
+    const EvpMdCtxPtr ctx(EVP_MD_CTX_new());
+    const bool valid =
+        ctx && EVP_DigestVerifyInit(ctx.get(), nullptr, nullptr, nullptr, public_key_.get()) == 1 &&
+        EVP_DigestVerify(ctx.get(), signature.data(), signature.size(),
+                         reinterpret_cast<const unsigned char*>(message.data()),
+                         message.size()) == 1;
+    if (!valid) ERR_clear_error();  // a bad signature must not pile up in this thread's queue
+    return valid;
+}
+
+AuthOutcome TelegramAuthenticator::verify_init_data(std::string_view init_data,
+                                                    std::int64_t now_unix) const {
+    const bool has_key = config_.webapp_key.has_value();
+    const bool has_bot_id = !config_.bot_id.empty();
+    if (!has_key && !has_bot_id) return refuse("auth not configured");
     if (init_data.size() > kMaxInitDataBytes) return refuse("initData too large");
     if (init_data.empty()) return refuse("empty initData");
 
@@ -270,6 +301,11 @@ AuthOutcome verify_init_data(const TelegramAuthConfig& config, const Digest& hma
     const Field* auth_date = find_field(fields, "auth_date");
     const Field* user = find_field(fields, "user");
     if (auth_date == nullptr) return refuse("missing auth_date");
+    // Freshness first: replaying old data (or flooding with it) costs no cryptography.
+    const std::optional<std::int64_t> issued = parse_unix_seconds(auth_date->value);
+    if (!issued) return refuse("invalid auth_date");
+    std::string stale = check_auth_date(*issued, now_unix, config_.max_age_seconds);
+    if (!stale.empty()) return refuse(std::move(stale));
     if (user == nullptr) return refuse("missing user");
 
     // The signature is preferred: it needs no token. Without the mode the data calls for,
@@ -277,7 +313,7 @@ AuthOutcome verify_init_data(const TelegramAuthConfig& config, const Digest& hma
     Mode mode;
     if (signature != nullptr && has_bot_id) {
         mode = Mode::ed25519;
-    } else if (hash != nullptr && has_token) {
+    } else if (hash != nullptr && has_key) {
         mode = Mode::hmac;
     } else if (hash == nullptr && signature == nullptr) {
         return refuse("missing hash");
@@ -293,9 +329,10 @@ AuthOutcome verify_init_data(const TelegramAuthConfig& config, const Digest& hma
         std::string data_check_string;
         append_data_check_string(fields, {"hash"}, data_check_string);
         Digest expected{};
-        if (!hmac_sha256(
-                {reinterpret_cast<const char*>(hmac_secret_key.data()), hmac_secret_key.size()},
-                data_check_string, expected)) {
+        crypto_checks_.fetch_add(1, std::memory_order_relaxed);
+        const WebAppKey& key = *config_.webapp_key;
+        if (!hmac_sha256({reinterpret_cast<const char*>(key.data()), key.size()}, data_check_string,
+                         expected)) {
             return refuse("internal error");
         }
         if (CRYPTO_memcmp(presented.data(), expected.data(), expected.size()) != 0) {
@@ -306,18 +343,11 @@ AuthOutcome verify_init_data(const TelegramAuthConfig& config, const Digest& hma
         if (!decode_base64url_signature(signature->value, presented)) {
             return refuse("invalid signature");
         }
-        std::string message = config.bot_id;
+        std::string message = config_.bot_id;
         message.append(":").append(kWebAppData).append("\n");
         append_data_check_string(fields, {"hash", "signature"}, message);
-        if (!ed25519_verify(config.public_key, message, presented)) {
-            return refuse("signature mismatch");
-        }
+        if (!ed25519_verify(message, presented)) return refuse("signature mismatch");
     }
-
-    const std::optional<std::int64_t> issued = parse_unix_seconds(auth_date->value);
-    if (!issued) return refuse("invalid auth_date");
-    std::string stale = check_auth_date(*issued, now_unix, config.max_age_seconds);
-    if (!stale.empty()) return refuse(std::move(stale));
 
     AuthOutcome outcome;
     if (!extract_user_id(user->value, outcome.user_id, outcome.error)) return outcome;
@@ -325,31 +355,9 @@ AuthOutcome verify_init_data(const TelegramAuthConfig& config, const Digest& hma
     return outcome;
 }
 
-}  // namespace
-
-std::array<unsigned char, 32> telegram_production_public_key() {
-    // e7bf03a2fa4602af4580703d88dda5bb59f32ed8b02a56c187fe7d34caed242d
-    return {0xe7, 0xbf, 0x03, 0xa2, 0xfa, 0x46, 0x02, 0xaf, 0x45, 0x80, 0x70,
-            0x3d, 0x88, 0xdd, 0xa5, 0xbb, 0x59, 0xf3, 0x2e, 0xd8, 0xb0, 0x2a,
-            0x56, 0xc1, 0x87, 0xfe, 0x7d, 0x34, 0xca, 0xed, 0x24, 0x2d};
-}
-
-TelegramAuthenticator::TelegramAuthenticator(TelegramAuthConfig config)
-    : config_(std::move(config)) {
-    // An all-zero key is "not set", never a key to trust: it is a small-order point, for
-    // which signatures are easy to forge.
-    const bool key_unset = std::all_of(config_.public_key.begin(), config_.public_key.end(),
-                                       [](unsigned char byte) { return byte == 0; });
-    if (key_unset) config_.public_key = telegram_production_public_key();
-    if (!config_.bot_token.empty() &&
-        !hmac_sha256(kWebAppData, config_.bot_token, hmac_secret_key_)) {
-        throw std::runtime_error("cannot derive the WebAppData key from the bot token");
-    }
-}
-
 AuthOutcome TelegramAuthenticator::verify(std::string_view init_data, std::int64_t now_unix) const {
     try {
-        return verify_init_data(config_, hmac_secret_key_, init_data, now_unix);
+        return verify_init_data(init_data, now_unix);
     } catch (...) {  // allocation failure: refuse rather than let it reach a C callback
         return refuse("internal error");
     }

@@ -1,5 +1,9 @@
 #include "daemon/lws/ipc_listener.h"
 
+#include <sys/socket.h>
+
+#include <chrono>
+
 #include "common/log.h"
 #include "daemon/lws/guarded_callback.h"
 
@@ -24,9 +28,40 @@ int callback(lws* wsi, lws_callback_reasons reason, void* user, void* in, std::s
     }
 }
 
+std::int64_t steady_now_ms() {
+    using namespace std::chrono;
+    return duration_cast<milliseconds>(steady_clock::now().time_since_epoch()).count();
+}
+
 }  // namespace
 
+void IpcListener::log_throttled(LogThrottle& throttle, std::string line) {
+    if (auto admitted = throttle.admit(std::move(line), steady_now_ms())) {
+        log_line(LogLevel::warning, *admitted);
+    }
+}
+
+// The kernel records the peer's credentials at connect(); they cannot be forged. Root is
+// trusted too: it passes any socket mode and can read the secret anyway, so refusing it would
+// protect nothing.
+bool IpcListener::is_trusted_peer(lws* wsi) {
+    ucred peer{};
+    socklen_t length = sizeof peer;
+    if (::getsockopt(lws_get_socket_fd(wsi), SOL_SOCKET, SO_PEERCRED, &peer, &length) != 0) {
+        log_throttled(refused_peer_log_,
+                      "refusing a publisher connection: its credentials are unknown");
+        return false;
+    }
+    if (peer.uid == own_uid_ || peer.uid == 0) return true;
+    log_throttled(refused_peer_log_, "refusing a publisher connection from uid " +
+                                         std::to_string(peer.uid) + " (pid " +
+                                         std::to_string(peer.pid) + "): only uid " +
+                                         std::to_string(own_uid_) + " or root may publish");
+    return false;
+}
+
 int IpcListener::on_adopt(lws* wsi) {
+    if (!is_trusted_peer(wsi)) return -1;
     connections_[wsi] = std::make_unique<Connection>();
     return 0;
 }
@@ -35,25 +70,25 @@ int IpcListener::on_receive(lws* wsi, std::string_view bytes) {
     auto it = connections_.find(wsi);
     if (it == connections_.end()) return -1;
     Connection& connection = *it->second;
-    if (!connection.reader.feed(bytes)) {
-        log_line(LogLevel::warning, "dropping a publisher connection: oversized frame");
+    if (!connection.intake.feed(bytes)) {
+        log_throttled(refused_request_log_, "dropping a publisher connection: oversized frame");
         return -1;
     }
     bool published = false;
-    while (auto payload = connection.reader.next_payload()) {
-        if (std::optional<ipc::Query> query = ipc::decode_query(*payload)) {
-            std::string reply = ipc::encode_query_reply(ops_.answer(*query));
+    while (auto item = connection.intake.next()) {
+        if (item->query) {
+            std::string reply = ipc::encode_query_reply(ops_.answer(*item->query));
             const int written = lws_write(wsi, reinterpret_cast<unsigned char*>(reply.data()),
                                           reply.size(), LWS_WRITE_RAW);
             if (written < static_cast<int>(reply.size())) return -1;
             continue;
         }
-        ipc::PublishAck ack;
-        if (auto request = ipc::decode_request(*payload)) {
-            ack = sink_.publish(*request);
+        ipc::PublishAck ack;  // `rejected` unless the sink takes the request
+        if (item->request) {
+            ack = sink_.publish(*item->request);
             published = true;
         } else {
-            log_line(LogLevel::warning, "refusing a malformed publish request");
+            log_throttled(refused_request_log_, "refusing a publish request: " + item->refusal);
         }
         // Written at once: lws keeps whatever the socket does not take and sends it first.
         std::string frame = ipc::encode_ack(ack);

@@ -3,29 +3,35 @@
 #pragma once
 
 #include <libwebsockets.h>
+#include <sys/types.h>
+#include <unistd.h>
 
 #include <memory>
 #include <string>
 #include <unordered_map>
 
-#include "common/ipc.h"
+#include "common/log_throttle.h"
 #include "daemon/core/event_sink.h"
+#include "daemon/core/publish_intake.h"
 #include "daemon/lws/ops.h"
 
 namespace shopcast {
 
 // One per daemon; the IPC vhost's user pointer. Owns the state of every publisher connection.
-// Each request is acknowledged as soon as it is read; the fan-out of everything read in one
-// pass of the event loop follows in the next pass, so acks never wait for browsers and a
-// browser that is behind gets the burst in one write.
+// Only a peer running as the daemon's own user (or root) may publish or query health and
+// metrics, whatever the socket's mode says; every request is checked again against the event rules
+// before it is published. Each request is acknowledged as soon as it is read; the fan-out of
+// everything read in one pass of the event loop follows in the next pass, so acks never wait for
+// browsers and a browser that is behind gets the burst in one write.
 class IpcListener {
   public:
-    IpcListener(EventSink& sink, const OpsResponder& ops) : sink_(sink), ops_(ops) {}
+    IpcListener(EventSink& sink, const OpsResponder& ops)
+        : sink_(sink), ops_(ops), own_uid_(::geteuid()) {}
     IpcListener(const IpcListener&) = delete;
     IpcListener& operator=(const IpcListener&) = delete;
 
     struct Connection {
-        ipc::FrameReader reader;
+        PublishIntake intake;
     };
 
     int on_adopt(lws* wsi);
@@ -41,12 +47,18 @@ class IpcListener {
     };
     static void deliver(lws_sorted_usec_list_t* timer);
     void schedule_delivery(lws* wsi);
+    bool is_trusted_peer(lws* wsi);
+    void log_throttled(LogThrottle& throttle, std::string line);
 
     EventSink& sink_;
     const OpsResponder& ops_;
+    const uid_t own_uid_;
     std::unordered_map<lws*, std::unique_ptr<Connection>> connections_;
     DeliveryTimer delivery_{{}, this};
     bool delivery_scheduled_ = false;
+    // A peer may retry as fast as it likes: a few lines a minute say enough about it.
+    LogThrottle refused_peer_log_{5, 60'000};
+    LogThrottle refused_request_log_{5, 60'000};
 };
 
 inline constexpr const char* kIpcProtocolName = "shopcast-ipc";

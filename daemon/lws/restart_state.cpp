@@ -14,7 +14,7 @@ std::string state_path(const DaemonConfig& config) {
 }  // namespace
 
 RestoredEngine restore_engine(const DaemonConfig& config, std::int64_t now, std::int64_t now_unix) {
-    RestoredEngine engine{History(new_epoch(), config.history_events, config.history_bytes),
+    RestoredEngine engine{History(Epoch::generate(), config.history_events, config.history_bytes),
                           IdempotencyCache(config.idempotency_ttl_seconds, 100000)};
     if (config.state_directory.empty()) return engine;
     const StateLoad load = take_state_file(state_path(config));

@@ -30,11 +30,16 @@ namespace {
 constexpr auto kShutdownGrace = std::chrono::seconds(3);
 
 // lws unlinks a socket path before binding, so a second daemon would silently steal the
-// sockets of the first; an exclusive lock next to the events socket prevents that.
+// sockets of the first; an exclusive lock next to the events socket prevents that. The file is
+// the daemon user's alone (0600, also when an older version left it 0660): whoever can open it
+// can hold the lock and keep the daemon from starting.
 UniqueFd lock_instance(const std::string& events_socket) {
     const std::string path = events_socket + ".lock";
-    UniqueFd fd(::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0660));
+    UniqueFd fd(::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600));
     if (!fd.valid()) throw ConfigError("cannot open " + path + ": " + std::strerror(errno));
+    if (::fchmod(fd.get(), 0600) != 0) {
+        throw ConfigError("cannot make " + path + " private: " + std::strerror(errno));
+    }
     if (::flock(fd.get(), LOCK_EX | LOCK_NB) != 0) {
         throw ConfigError("another shopcastd is running (" + path + " is locked)");
     }
@@ -130,9 +135,40 @@ void start_accept_pumps(lws_context* context, const lws_protocols* protocols,
              std::to_string(pumps.size()) + " listening socket(s) handed over by systemd");
 }
 
+// SIGHUP, on the service thread: the new origins, limits, auth and log level apply to what comes
+// next; open connections stay as they are.
+void apply_reload(DaemonConfig& running, const ConfigReloader& reload, Hub& hub,
+                  std::unique_ptr<TelegramAuthenticator>& authenticator) {
+    try {
+        DaemonConfig loaded = reload(running);
+        auto next_authenticator = std::make_unique<TelegramAuthenticator>(loaded.auth);
+        const std::string restart = daemon_settings_needing_restart(running, loaded);
+        running.allowed_origins = std::move(loaded.allowed_origins);  // the listeners point here
+        running.limits = loaded.limits;
+        running.auth = loaded.auth;
+        running.log_level = loaded.log_level;
+        set_log_level(running.log_level);
+        lws_set_log_level(lws_log_mask(), emit_lws_log);
+        hub.apply_limits(running.limits);
+        hub.set_authenticator(*next_authenticator);
+        authenticator = std::move(next_authenticator);
+        log_line(LogLevel::info,
+                 "reloaded: " + std::to_string(running.allowed_origins.size()) +
+                     " allowed origins, limits, Telegram auth and log level" +
+                     (restart.empty() ? std::string()
+                                      : "; changed but kept until a restart: " + restart));
+    } catch (const ConfigError& error) {
+        log_line(LogLevel::error,
+                 std::string("reload refused, the running configuration stays: ") + error.what());
+    } catch (const std::exception& error) {
+        log_line(LogLevel::error,
+                 std::string("reload failed, the running configuration stays: ") + error.what());
+    }
+}
+
 }  // namespace
 
-int run_daemon(const DaemonConfig& config) {
+int run_daemon(DaemonConfig config, const ConfigReloader& reload) {
     ::umask(0007);  // nothing we create is for other users
     UniqueFd instance_lock = lock_instance(config.events_socket);
     lws_set_log_level(lws_log_mask(), emit_lws_log);
@@ -141,11 +177,11 @@ int run_daemon(const DaemonConfig& config) {
         log_line(LogLevel::warning,
                  "SHOPCAST_ALLOWED_ORIGINS is empty: browsers (which send Origin) are refused");
     }
-    TelegramAuthenticator authenticator(config.auth);
+    auto authenticator = std::make_unique<TelegramAuthenticator>(config.auth);
     LwsSessionTransport transport;
     RestoredEngine restored = restore_engine(config, steady_ms() / 1000, wall_ms() / 1000);
     Hub hub(config.limits, std::move(restored.history), std::move(restored.idempotency),
-            authenticator, transport, Hub::Clocks{steady_ms, wall_ms});
+            *authenticator, transport, Hub::Clocks{steady_ms, wall_ms});
     OpsResponder ops(hub);
     IpcListener ipc_listener(hub, ops);
 
@@ -166,6 +202,9 @@ int run_daemon(const DaemonConfig& config) {
         log_line(LogLevel::warning, "SHOPCAST_MAX_CONNECTIONS exceeds what the open-files limit (" +
                                         std::to_string(fd_limit) + ") allows");
     }
+    // An upgrade whose headers do not fit is dropped by lws 4.1.6 without a reply. Through nginx
+    // that never happens: /ws passes only the handshake's headers and answers 431 itself above
+    // 6 KB (nginx/snippets/shopcast-http.conf).
     info.max_http_header_data = 8192;
     HandedOverSockets handed_over = HandedOverSockets::from_systemd();
     std::deque<AcceptPump> accept_pumps;  // outlives the context: its wsis point at them
@@ -188,8 +227,11 @@ int run_daemon(const DaemonConfig& config) {
     create_websocket_listeners(context, config, listener_settings, listener_contexts, handed_over,
                                accept_pumps, own_socket_paths);
     UniqueFd events_socket = handed_over.take_unix(config.events_socket);
+    // Created owner-only from the start, so no one else can connect before the chmod below.
+    const mode_t shared_umask = ::umask(0077);
     lws_vhost* events_vhost = create_ipc_vhost(context, config, ipc_protocols.data(), ipc_listener,
                                                !events_socket.valid());
+    ::umask(shared_umask);
     if (events_vhost == nullptr) {
         throw ConfigError("cannot listen for events on " + config.events_socket);
     }
@@ -202,9 +244,14 @@ int run_daemon(const DaemonConfig& config) {
     handed_over.close_unclaimed();
     start_accept_pumps(context, pump_protocols.data(), accept_pumps);
 
-    // Read-write for the owner and the group shared with nginx and shopcast-fcgi, nothing else.
-    // (Sockets systemd made keep the mode their unit gives them.)
-    for (const std::string& path : own_socket_paths) ::chmod(path.c_str(), 0660);
+    // The WebSocket sockets: read-write for the owner and the group shared with nginx. The events
+    // socket: the owner only (shopcast-fcgi runs as the same user); nginx's user must not
+    // publish. (Sockets systemd made keep the mode their unit gives them.)
+    for (const std::string& path : own_socket_paths) {
+        ::chmod(path.c_str(), path == config.events_socket ? 0600 : 0660);
+    }
+
+    loop.on_hangup([&] { apply_reload(config, reload, hub, authenticator); });
 
     WatchdogTimer watchdog{{}, context, watchdog_ping_interval_usec()};
     if (watchdog.interval > 0) ping_watchdog(&watchdog.timer);

@@ -9,6 +9,7 @@ namespace shopcast {
 namespace {
 
 volatile std::sig_atomic_t stop_requested = 0;
+volatile std::sig_atomic_t hangup_requested = 0;
 // The poll() loop's context, for the signal handler: a signal that lands between the loop's
 // check of stop_requested and its wait would otherwise sleep until the next socket event.
 std::atomic<lws_context*> context_to_wake{nullptr};
@@ -20,12 +21,24 @@ void request_stop(int) {
     if (lws_context* context = context_to_wake.load()) lws_cancel_service(context);
 }
 
+void request_hangup(int) {
+    hangup_requested = 1;
+    if (lws_context* context = context_to_wake.load()) lws_cancel_service(context);
+}
+
 void install_signal_handlers() {
     struct sigaction action {};
     action.sa_handler = request_stop;  // no SA_RESTART: poll() returns EINTR and the loop looks
     sigemptyset(&action.sa_mask);
     sigaction(SIGTERM, &action, nullptr);
     sigaction(SIGINT, &action, nullptr);
+    action.sa_handler = request_hangup;
+    action.sa_flags = SA_RESTART;
+    sigaction(SIGHUP, &action, nullptr);
+}
+
+void hangup_on_signal(uv_signal_t* handle, int) {
+    static_cast<ServiceLoop*>(handle->data)->on_hangup_signal();
 }
 
 void stop_on_signal(uv_signal_t* handle, int) {
@@ -74,6 +87,9 @@ lws_context* ServiceLoop::create_context(lws_context_creation_info info) {
             uv_signal_start(&sigterm_, stop_on_signal, SIGTERM);
             uv_signal_init(&loop_, &sigint_);
             uv_signal_start(&sigint_, stop_on_signal, SIGINT);
+            uv_signal_init(&loop_, &sighup_);
+            sighup_.data = this;
+            uv_signal_start(&sighup_, hangup_on_signal, SIGHUP);
             uv_timer_init(&loop_, &deadline_);
             return context_;
         }
@@ -94,8 +110,16 @@ ServiceOutcome ServiceLoop::run() {
             stop_requested);
     }
     context_to_wake.store(context_);
-    const ServiceOutcome outcome =
-        serve_until_stopped([this] { return lws_service(context_, 0); }, stop_requested);
+    const ServiceOutcome outcome = serve_until_stopped(
+        [this] {
+            const int result = lws_service(context_, 0);
+            if (hangup_requested != 0) {
+                hangup_requested = 0;
+                on_hangup_signal();
+            }
+            return result;
+        },
+        stop_requested);
     context_to_wake.store(nullptr);
     return outcome;
 }
@@ -125,10 +149,14 @@ void ServiceLoop::run_until(const std::function<bool()>& done,
     }
 }
 
+void ServiceLoop::on_hangup_signal() {
+    if (on_hangup_) on_hangup_();
+}
+
 void ServiceLoop::close_uv_handles() {
     for (uv_handle_t* handle :
          {reinterpret_cast<uv_handle_t*>(&sigterm_), reinterpret_cast<uv_handle_t*>(&sigint_),
-          reinterpret_cast<uv_handle_t*>(&deadline_)}) {
+          reinterpret_cast<uv_handle_t*>(&sighup_), reinterpret_cast<uv_handle_t*>(&deadline_)}) {
         if (!uv_is_closing(handle)) uv_close(handle, nullptr);
     }
 }

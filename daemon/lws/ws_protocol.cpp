@@ -4,6 +4,8 @@
 #include <array>
 
 #include "daemon/core/client_action.h"
+#include "daemon/core/frame_rules.h"
+#include "daemon/lws/frame_guard.h"
 #include "daemon/lws/guarded_callback.h"
 
 namespace shopcast {
@@ -19,7 +21,22 @@ constexpr int kCloseDrainTimeoutSeconds = 30;
 struct ConnectionData {
     Session* session;
     bool binary_message;
+    bool writeable_requested;  // we asked for the next SERVER_WRITEABLE
 };
+
+// lws answers a browser's PING itself and tells the protocol nothing: it stashes the payload,
+// asks for a writeable pass, writes the PONG in it and leaves POLLOUT on, so the pass after
+// is a SERVER_WRITEABLE we never asked for (lib/roles/ws/ops-ws.c, rops_handle_POLLOUT_ws).
+// That unrequested pass is how a ping shows up here, once per ping lws answers (pings that
+// arrive while a PONG is pending are dropped by lws and cost it only their parsing). lws' own
+// keepalive PING every 25 s makes one more such pass: one action in 25 s, which no budget
+// notices.
+void request_writeable(lws* wsi) {
+    if (auto* data = static_cast<ConnectionData*>(lws_wsi_user(wsi))) {
+        data->writeable_requested = true;
+    }
+    lws_callback_on_writable(wsi);
+}
 
 WebSocketContext& context_of(lws* wsi) {
     return *static_cast<WebSocketContext*>(lws_get_vhost_user(lws_get_vhost(wsi)));
@@ -74,11 +91,21 @@ void open_connection(lws* wsi, ConnectionData& data) {
     WebSocketContext& context = context_of(wsi);
     Session& session = context.hub->open_session(client_address(wsi, context), wsi);
     data.session = &session;
+    watch_frames(wsi);
     if (context.live_hold_ms > 0) {
         lws_set_timer_usecs(wsi, context.live_hold_ms * LWS_US_PER_MS);
     } else {
         context.hub->release_hold(session);
     }
+}
+
+// Fails the connection: lws sends a close frame with `code` and closes once the peer answers
+// (or after its 5 s timeout).
+int fail_connection(lws* wsi, int code, std::string_view reason) {
+    lws_close_reason(wsi, static_cast<lws_close_status>(code),
+                     reinterpret_cast<unsigned char*>(const_cast<char*>(reason.data())),
+                     reason.size());
+    return -1;
 }
 
 int receive_fragment(lws* wsi, ConnectionData& data, std::string_view fragment) {
@@ -90,13 +117,8 @@ int receive_fragment(lws* wsi, ConnectionData& data, std::string_view fragment) 
     switch (session.append_fragment(fragment, final_fragment, kMaxClientMessageBytes)) {
         case InboundStatus::incomplete:
             return 0;
-        case InboundStatus::too_large: {
-            static constexpr char kReason[] = "message over 4 KiB";
-            lws_close_reason(wsi, static_cast<lws_close_status>(kCloseMessageTooBig),
-                             reinterpret_cast<unsigned char*>(const_cast<char*>(kReason)),
-                             sizeof(kReason) - 1);
-            return -1;
-        }
+        case InboundStatus::too_large:
+            return fail_connection(wsi, kCloseMessageTooBig, "message over 4 KiB");
         case InboundStatus::complete:
             break;
     }
@@ -104,10 +126,26 @@ int receive_fragment(lws* wsi, ConnectionData& data, std::string_view fragment) 
     session.inbound.clear();
     if (data.binary_message) {
         hub.on_binary_message(session);
+    } else if (!is_valid_utf8(message)) {
+        // Checked here, not by lws (LWS_SERVER_OPTION_VALIDATE_UTF8): lws would also drop a
+        // close frame whose reason is not UTF-8 without any code, where answer_peer_close
+        // sends 1007.
+        return fail_connection(wsi, kCloseInvalidPayload, "text is not UTF-8");
     } else {
         hub.on_text_message(session, message);
     }
     return 0;
+}
+
+// lws echoes the peer's close frame when this returns 0. It has already rewritten some codes no
+// peer may send to 1002 in `payload`, but not all of them (5000 and up pass), nor a one-byte
+// payload or a reason that is not UTF-8: those fail the connection here instead.
+int answer_peer_close(lws* wsi, std::string_view payload) {
+    const PeerCloseVerdict verdict = judge_peer_close(payload);
+    if (verdict.echo) return 0;
+    return fail_connection(
+        wsi, verdict.code,
+        verdict.code == kCloseInvalidPayload ? "close reason is not UTF-8" : "invalid close frame");
 }
 
 // The close frame goes out like an event, as raw bytes behind whatever is still buffered, and the
@@ -130,13 +168,20 @@ int close_connection(lws* wsi, Session& session) {
         session.close_written = true;
     }
     if (lws_partial_buffered(wsi)) {
-        lws_callback_on_writable(wsi);
+        request_writeable(wsi);
         return 0;
     }
     return -1;
 }
 
 int write_next(lws* wsi, Session& session) {
+    if (sent_unmasked_frame(wsi) && !session.close_written) {
+        // RFC 6455 5.1: a client's frames are masked. lws 4.1.6 accepts them without a mask and
+        // was shown nothing from that frame on (frame_guard.h); fail the connection at once,
+        // ahead of anything still queued.
+        session.close = CloseRequest{kCloseProtocolError, "frame not masked"};
+        return close_connection(wsi, session);
+    }
     if (session.close && session.control.empty()) return close_connection(wsi, session);
     context_of(wsi).hub->on_writeable(session);
     return 0;
@@ -158,17 +203,25 @@ int callback(lws* wsi, lws_callback_reasons reason, void* user, void* in, std::s
         case LWS_CALLBACK_RECEIVE:
             if (data == nullptr || data->session == nullptr) return -1;
             return receive_fragment(wsi, *data, {static_cast<const char*>(in), len});
+        case LWS_CALLBACK_RECEIVE_PONG:
+            if (data != nullptr && data->session != nullptr) {
+                context_of(wsi).hub->on_control_frame(*data->session);
+            }
+            return 0;
         case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
             // `in` is the close frame's payload: a 2-byte code, then the reason.
             if (data != nullptr && data->session != nullptr && len >= 2) {
                 const auto* payload = static_cast<const unsigned char*>(in);
                 data->session->peer_close_code = (payload[0] << 8) | payload[1];
             }
-            return 0;
+            return answer_peer_close(wsi, {static_cast<const char*>(in), len});
         case LWS_CALLBACK_SERVER_WRITEABLE:
             if (data == nullptr || data->session == nullptr) return 0;
+            if (!data->writeable_requested) context_of(wsi).hub->on_control_frame(*data->session);
+            data->writeable_requested = false;
             return write_next(wsi, *data->session);
         case LWS_CALLBACK_CLOSED:
+            stop_watching_frames(wsi);
             // Also raised for connections refused before ESTABLISHED, with no session yet.
             if (data != nullptr && data->session != nullptr) {
                 context_of(wsi).hub->close_session(*data->session);
@@ -211,7 +264,7 @@ SendResult LwsSessionTransport::send(Session& session, std::span<const SharedFra
 void LwsSessionTransport::wake(Session& session) {
     auto* wsi = static_cast<lws*>(session.transport);
     if (wsi == nullptr) return;
-    lws_callback_on_writable(wsi);
+    request_writeable(wsi);
     if (session.close && session.choked) {
         lws_set_timeout(wsi, PENDING_TIMEOUT_USER_OK, kCloseDrainTimeoutSeconds);
     }

@@ -1,5 +1,5 @@
 // The production nginx site (nginx/shopcast.conf) made runnable on loopback: the same file with
-// only what belongs to the host rewritten (ports, certificate, socket and log paths, web root),
+// only what belongs to the host rewritten (ports, certificate, socket and log paths),
 // wrapped in a minimal nginx.conf. scripts/lib/stack.mjs runs it (startStack({ site:
 // 'production' })) and scripts/test's nginx -t checks this very rendering.
 //
@@ -33,7 +33,7 @@ function rewrite(text, pattern, replacement, what) {
 }
 
 // The site's text with the host's parts replaced by the test's.
-export async function renderProductionSite({ dir, runDir, webRoot, cert, key, httpPort, httpsPort, siteRewrite }) {
+export async function renderProductionSite({ dir, runDir, cert, key, httpPort, httpsPort, siteRewrite }) {
     let text = await readFile(path.join(repoRoot, 'nginx', 'shopcast.conf'), 'utf8');
     text = rewrite(text, /^(\s*)listen\s+80;$/m, `$1listen              127.0.0.1:${httpPort};`, 'listen 80');
     text = rewrite(text, /^(\s*)listen\s+443 ssl http2;$/m, `$1listen              127.0.0.1:${httpsPort} ssl http2;`, 'listen 443');
@@ -42,7 +42,6 @@ export async function renderProductionSite({ dir, runDir, webRoot, cert, key, ht
     text = rewrite(text, /\/etc\/letsencrypt\/live\/shop\.example\.com\/privkey\.pem/, key, 'ssl_certificate_key');
     text = rewrite(text, /\/var\/log\/nginx\/shopcast\.access\.log/g, path.join(dir, 'access.log'), 'access_log');
     text = rewrite(text, /unix:\/run\/shopcast\//g, `unix:${runDir}/`, 'the sockets');
-    text = rewrite(text, /\/usr\/share\/shopcast\/web/, webRoot, 'root');
     return siteRewrite ? siteRewrite(text) : text;
 }
 
@@ -89,6 +88,6 @@ if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.me
     await execFileAsync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes',
         '-days', '1', '-subj', '/CN=localhost', '-keyout', key, '-out', cert]);
     await mkdir(path.join(dir, 'run'), { recursive: true });
-    await writeProductionSite({ dir, runDir: path.join(dir, 'run'), webRoot: path.join(repoRoot, 'web'), cert, key,
+    await writeProductionSite({ dir, runDir: path.join(dir, 'run'), cert, key,
         httpPort: 8080, httpsPort: 8443 });
 }

@@ -16,7 +16,7 @@
 //   rateLimit, rateBurst  nginx's publish flood guard, default '10000r/s' and 10000
 //   workerConnections, workerProcesses   nginx's slots per worker (16384) and workers (2)
 //   stdio       'pipe' (default) captures output; 'inherit' also echoes it, line by line
-//   webRoot     what nginx serves at /; default web/
+//   webRoot     what the dev site serves at /; default web/ (the production site serves no page)
 //   site        'dev' (default): nginx/dev.conf.template, one server for http and https;
 //               'production': nginx/shopcast.conf as shipped, on the test's ports, certificate
 //               and paths (scripts/lib/production-site.mjs): https serves the API and /ws,
@@ -25,8 +25,9 @@
 //   directPort, directTlsPort   direct mode: shopcastd itself also listens on 127.0.0.1 for ws://
 //               (directPort) and wss:// with the stack's certificate (directTlsPort); a port,
 //               0 to pick a free one, or undefined (default) for none
+// Started as root, nginx's workers run as www-data (else nobody): see unprivilegedNginxUser().
 // The Stack it resolves to has httpUrl, httpsUrl, wsUrl, wssUrl, origin, httpsOrigin, secret,
-// dir, runDir, httpPort, httpsPort, directPort/directTlsPort with directWsUrl/directWssUrl
+// dir, runDir, nginxUser ({name, uid, gid, group} of the workers; null when not root), httpPort, httpsPort, directPort/directTlsPort with directWsUrl/directWssUrl
 // (ws://127.0.0.1:P/ws, wss://...; undefined when off), the PIDs daemonPid/fcgiPid/nginxPid, and:
 //   publish(body, {headers, method, secret, contentType, raw}) -> {status, headers, json, text}
 //   stopDaemon(signal) / startDaemon(extraEnv), stopFcgi(signal) / startFcgi(extraEnv)
@@ -41,7 +42,7 @@ import { execFile, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { existsSync } from 'node:fs';
-import { copyFile, mkdir, mkdtemp, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { chmod, chown, copyFile, mkdir, mkdtemp, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import http from 'node:http';
 import net from 'node:net';
 import os from 'node:os';
@@ -103,6 +104,63 @@ function randomSecret() {
 
 function sleep(ms) {
     return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+// Started as root, nginx's workers run as this unprivileged user, as Debian's nginx does in
+// production: they reach ws.sock and fcgi.sock only through the group the stack gives them, so a
+// permission mistake fails the tests instead of passing as root. events.sock is not theirs.
+const NGINX_USERS = ['www-data', 'nobody'];
+
+let nginxUserLookup = null;
+export async function unprivilegedNginxUser() {
+    if (nginxUserLookup === null) {
+        nginxUserLookup = (async () => {
+            for (const name of NGINX_USERS) {
+                try {
+                    const uid = Number((await execFileAsync('id', ['-u', name])).stdout.trim());
+                    const gid = Number((await execFileAsync('id', ['-g', name])).stdout.trim());
+                    const group = (await execFileAsync('id', ['-gn', name])).stdout.trim();
+                    return { name, uid, gid, group };
+                } catch {
+                    // no such user here; try the next
+                }
+            }
+            throw new Error(`none of the users ${NGINX_USERS.join(', ')} exists for nginx's workers`);
+        })();
+    }
+    return nginxUserLookup;
+}
+
+function isRootProcess() {
+    return typeof process.getuid === 'function' && process.getuid() === 0;
+}
+
+// As root: the stack's directory lets nginx's group in (search only), run/ hands its group to
+// every socket made inside it (setgid), tmp/ is the workers' own. The sockets' modes do the rest:
+// ws.sock and fcgi.sock 0660, events.sock 0600.
+async function shareWithNginx(dir, runDir, nginxUser) {
+    if (!nginxUser) return;
+    await chown(dir, 0, nginxUser.gid);
+    await chmod(dir, 0o710);
+    await chown(runDir, 0, nginxUser.gid);
+    await chmod(runDir, 0o2750);
+    await chown(path.join(dir, 'tmp'), nginxUser.uid, nginxUser.gid);
+}
+
+// The workers serve the web root themselves: say so plainly instead of answering 403 (a checkout
+// under /root, say, is out of their reach).
+async function checkServableBy(nginxUser, webRoot) {
+    if (!nginxUser) return;
+    const probe = ['--reuid', String(nginxUser.uid), '--regid', String(nginxUser.gid), '--clear-groups', '--', 'test', '-r', webRoot, '-a', '-x', webRoot];
+    try {
+        await execFileAsync('setpriv', probe);
+    } catch {
+        throw new Error(`nginx's workers run as ${nginxUser.name} and cannot read the web root ${webRoot}: make it and its parent directories readable and searchable by others (chmod o+rx), or start the stack from another directory`);
+    }
+}
+
+function userDirective(nginxUser) {
+    return nginxUser ? `user                    ${nginxUser.name} ${nginxUser.group};` : '';
 }
 
 function nginxBinary() {
@@ -503,7 +561,6 @@ export async function renderNginxConfig(values, templatePath = path.join(repoRoo
 }
 
 async function writeNginxConfig(stack, { cert, key, rateLimit, rateBurst, workerConnections, workerProcesses }) {
-    const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
     const text = await renderNginxConfig({
         PREFIX: stack.dir,
         RUN_DIR: stack.runDir,
@@ -518,8 +575,7 @@ async function writeNginxConfig(stack, { cert, key, rateLimit, rateBurst, worker
         WORKER_PROCESSES: workerProcesses,
         // One slot is one descriptor; stay within the 20,000 open-files hard limit.
         WORKER_NOFILE: Math.min(workerConnections + 64, 20000),
-        // As root the workers would drop to nobody and lose access to the 0660 sockets.
-        USER_DIRECTIVE: isRoot ? 'user                    root;  # the sockets are root:root 0660' : '',
+        USER_DIRECTIVE: userDirective(stack.nginxUser),
     });
     await writeFile(path.join(stack.dir, 'nginx.conf'), text);
     await installNginxIncludes(stack.dir);
@@ -528,13 +584,12 @@ async function writeNginxConfig(stack, { cert, key, rateLimit, rateBurst, worker
 function writeSiteConfig(stack, { site, siteRewrite, cert, key, rateLimit, rateBurst, workerConnections, workerProcesses }) {
     if (site === 'dev') return writeNginxConfig(stack, { cert, key, rateLimit, rateBurst, workerConnections, workerProcesses });
     if (site !== 'production') throw new Error(`site must be 'dev' or 'production', got ${JSON.stringify(site)}`);
-    const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
     return writeProductionSite({
-        dir: stack.dir, runDir: stack.runDir, webRoot: stack.webRoot, cert, key,
+        dir: stack.dir, runDir: stack.runDir, cert, key,
         httpPort: stack.httpPort, httpsPort: stack.httpsPort, siteRewrite,
         // Debian's nginx.conf: the production site runs with what a newcomer's nginx has.
         workerConnections: 768,
-        userDirective: isRoot ? 'user                    root;' : '',
+        userDirective: userDirective(stack.nginxUser),
     });
 }
 
@@ -619,10 +674,13 @@ export async function startStack({
     await mkdir(runDir, { recursive: true, mode: 0o750 });
     await mkdir(path.join(dir, 'tmp'), { recursive: true, mode: 0o700 });
     await mkdir(path.join(dir, 'state'), { recursive: true, mode: 0o700 });
+    const nginxUser = isRootProcess() ? await unprivilegedNginxUser() : null;
+    await shareWithNginx(dir, runDir, nginxUser);
+    await checkServableBy(nginxUser, webRoot);
     const { cert, key } = await ensureCertificate(dir);
 
     const pickPorts = !httpPort || !httpsPort;
-    const stack = new Stack({ binDir: path.resolve(binDir), dir, runDir, secret, daemonEnv, fcgiEnv, stdio, webRoot, cert, key });
+    const stack = new Stack({ binDir: path.resolve(binDir), dir, runDir, secret, daemonEnv, fcgiEnv, stdio, webRoot, cert, key, nginxUser });
     try {
         // nginx first: only once its ports are settled can the daemon's origin list be written.
         for (let attempt = 1; ; attempt++) {

@@ -16,7 +16,8 @@ constexpr std::int64_t kNow = 1733509682 + 30;  // the real seed's auth_date, pl
 const shopcast::TelegramAuthenticator& authenticator() {
     static const shopcast::TelegramAuthenticator instance([] {
         shopcast::TelegramAuthConfig config;
-        config.bot_token = "7342037359:AAHI25ES9xCOMPokpYoz-p8XVrZUdygo2J4";
+        config.webapp_key =
+            shopcast::derive_webapp_key("7342037359:AAHI25ES9xCOMPokpYoz-p8XVrZUdygo2J4");
         config.bot_id = "7342037359";
         config.public_key = shopcast::telegram_production_public_key();
         return config;

@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Writes the seed corpus of ipc_fuzz (corpus/ipc_fuzz/) from the layout in common/ipc.h.
+"""Writes the seed corpora of ipc_fuzz and ipc_intake_fuzz (corpus/<target>/) from the layout
+in common/ipc.h.
 
 A frame is a 4-byte big-endian payload length and the payload. A request payload is kind 1,
 then five length-prefixed strings (idempotency key, type, shop id, user id, JSON); an ack
@@ -57,13 +58,44 @@ SEEDS = {
     "binary_fields": frame(request(bytes(range(32)), b"\xff\xfe", b"\0", b"\x80", b"\x00{}")),
 }
 
+# What the daemon's intake (frames, then decoding, then the event rules) must refuse or pass.
+def event_frame(type_, shop, user, json, key=b""):
+    return frame(request(key, type_, shop, user, json))
+
+
+INTAKE_SEEDS = {
+    "valid_public": frame(TYPICAL),
+    "valid_private": frame(PRIVATE),
+    "valid_nested": event_frame(b"shop_updated", b"s-1", b"",
+                                b'{"type":"shop_updated","shopId":"s-1","name":{"ru":["a",1]}}'),
+    "empty_object": event_frame(b"product_added", b"1", b"", b"{}"),
+    "array": event_frame(b"product_added", b"1", b"", b"[]"),
+    "unknown_type": event_frame(b"nope", b"", b"", b'{"type":"nope"}'),
+    "truncated_json": event_frame(b"product_added", b"1", b"", b'{"type":"product_added","shopId":1,"pro'),
+    "type_mismatch": event_frame(b"product_deleted", b"123", b"",
+                                 b'{"type":"product_added","shopId":123,"productId":456}'),
+    "private_as_public": event_frame(b"order_status", b"", b"",
+                                     b'{"type":"order_status","orderId":1,"status":"paid","userId":5}'),
+    "duplicate_key": event_frame(b"shop_updated", b"1", b"",
+                                 b'{"type":"shop_updated","shopId":1,"shopId":2}'),
+    "stream_mixed": frame(TYPICAL) + event_frame(b"product_added", b"1", b"", b"{}") + frame(b"")
+    + frame(PRIVATE) + frame(ack()),
+    "truncated_frame": frame(PRIVATE)[:-3],
+    "oversized_after_valid": frame(TYPICAL) + u32(MAX_PAYLOAD + 1),
+}
+
+
+def write(target, seeds):
+    out = pathlib.Path(__file__).resolve().parent / "corpus" / target
+    out.mkdir(parents=True, exist_ok=True)
+    for name, data in seeds.items():
+        (out / name).write_bytes(data)
+    print(f"wrote {len(seeds)} seeds to {out}")
+
 
 def main():
-    out = pathlib.Path(__file__).resolve().parent / "corpus" / "ipc_fuzz"
-    out.mkdir(parents=True, exist_ok=True)
-    for name, data in SEEDS.items():
-        (out / name).write_bytes(data)
-    print(f"wrote {len(SEEDS)} seeds to {out}")
+    write("ipc_fuzz", SEEDS)
+    write("ipc_intake_fuzz", INTAKE_SEEDS)
 
 
 if __name__ == "__main__":

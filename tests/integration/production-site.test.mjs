@@ -1,7 +1,8 @@
 // The production nginx site as shipped (nginx/shopcast.conf and nginx/snippets/), rendered only
 // with the test's ports, certificate and paths (startStack({ site: 'production' })): publishing
-// and /ws over https, the JSON error pages, port 80's refusal and redirect, and the publisher
-// allow-list, as shipped (this host only) and as an operator narrows it.
+// and /ws over https, the JSON error pages (with HSTS), no demo page, port 80's refusal and
+// redirect, and the publisher allow-list: as shipped (this host only), as an operator widens it
+// and as an operator narrows it. (Malformed requests: wire.test.mjs, on both sites.)
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import {
@@ -13,6 +14,7 @@ import {
   request,
   assertJsonError,
   nextId,
+  PUBLISH_PATH,
 } from './helpers.mjs';
 
 const publishOver = (stack, event, options = {}) => post(stack, event, { base: stack.httpsUrl, ...options });
@@ -65,20 +67,40 @@ describe('production site, as shipped', () => {
     }
   });
 
-  test('the page is served over https', async () => {
-    const res = await request(`${stack.httpsUrl}/`);
-    assert.equal(res.status, 200);
-    assert.match(String(res.headers['content-type']), /^text\/html/);
+  test('no demo page or anything else: 404 JSON (with HSTS) for /, the page and the client module', async () => {
+    for (const page of ['/', '/index.html', '/shopcast-client.js', '/web/index.html']) {
+      const res = await request(`${stack.httpsUrl}${page}`);
+      assertJsonError(res, 404, 'not_found', page);
+      assert.equal(res.headers['strict-transport-security'], 'max-age=63072000', page);
+    }
+  });
+
+  test('the shipped allow-list refuses another address (127.0.0.2) with JSON 403 forbidden, HSTS on it', async () => {
+    const client = await open();
+    const refused = await request(`${stack.httpsUrl}${PUBLISH_PATH}`, {
+      method: 'POST',
+      localAddress: '127.0.0.2',
+      headers: { 'content-type': 'application/json', 'x-internal-secret': stack.secret },
+      body: JSON.stringify({ type: 'shop_updated', shopId: 4, note: 'from 127.0.0.2' }),
+    });
+    assertJsonError(refused, 403, 'forbidden', 'from 127.0.0.2');
+    assert.equal(refused.headers['strict-transport-security'], 'max-age=63072000');
+    const probe = await publishOver(stack, { type: 'shop_updated', shopId: 4, note: 'probe' });
+    assert.equal(probe.status, 200, probe.text);
+    await client.waitForEvent(probe.json.id, { timeout: 5000 });
+    assert.deepEqual(client.events().map((m) => m.note), ['probe']);
   });
 
   test("nginx's own errors are the API's JSON: 413, and 503 with Retry-After while the app is down", async () => {
     const big = await publishOver(stack, { type: 'shop_updated', shopId: 1, pad: 'x'.repeat(1 << 20) });
     assertJsonError(big, 413, 'payload_too_large', '1 MiB over https');
+    assert.equal(big.headers['strict-transport-security'], 'max-age=63072000');
     await stack.stopFcgi();
     try {
       const down = await publishOver(stack, { type: 'shop_updated', shopId: 1 });
       assertJsonError(down, 503, 'unavailable', 'fcgi down');
       assert.equal(down.headers['retry-after'], '1');
+      assert.equal(down.headers['strict-transport-security'], 'max-age=63072000');
     } finally {
       await stack.startFcgi();
     }
@@ -100,7 +122,7 @@ describe('production site with the allow-list narrowed to another host (as an op
       site: 'production',
       // The bot posts from 192.0.2.10 only: this host is no longer allowed.
       siteRewrite: (text) => {
-        const edited = text.replace(/^(\s*)allow\s+127\.0\.0\.1;\n\s*allow\s+::1;\n/m, '$1allow           192.0.2.10;\n');
+        const edited = text.replace(/^(\s*)127\.0\.0\.1\s+1;\n\s*::1\s+1;\n/m, '$1192.0.2.10          1;\n');
         assert.notEqual(edited, text, 'the shipped allow-list names 127.0.0.1 and ::1');
         return edited;
       },
@@ -121,5 +143,35 @@ describe('production site with the allow-list narrowed to another host (as an op
     } finally {
       await closeAll([client]);
     }
+  });
+});
+
+describe("production site with the bot's host added to the allow-list (as an operator edits it)", () => {
+  let stack;
+  before(async () => {
+    stack = await startTestStack({
+      site: 'production',
+      // The bot posts from 127.0.0.2 as well: one line in the documented geo block.
+      siteRewrite: (text) => {
+        const edited = text.replace(/^(\s*)#192\.0\.2\.10(\s+)1;/m, '$1127.0.0.2$2   1;');
+        assert.notEqual(edited, text, 'the shipped allow-list has the commented example line');
+        return edited;
+      },
+    });
+  });
+  after(async () => {
+    await stopTestStack(stack);
+  });
+
+  test('a publish from the added address is accepted, and this host still may', async () => {
+    const fromBot = await request(`${stack.httpsUrl}${PUBLISH_PATH}`, {
+      method: 'POST',
+      localAddress: '127.0.0.2',
+      headers: { 'content-type': 'application/json', 'x-internal-secret': stack.secret },
+      body: JSON.stringify({ type: 'shop_updated', shopId: 5 }),
+    });
+    assert.equal(fromBot.status, 200, fromBot.text);
+    const fromHere = await publishOver(stack, { type: 'shop_updated', shopId: 5 });
+    assert.equal(fromHere.status, 200, fromHere.text);
   });
 });

@@ -34,7 +34,8 @@ before(async () => {
   // The stack's own daemon makes its sockets itself; this one gets them handed over.
   await stack.stopDaemon('SIGTERM');
   const { command, env } = stack.daemonLaunch();
-  holder = spawn(path.join(stack.binDir, 'socket_holder'), [`unix:${stack.wsSocket}`, `unix:${stack.eventsSocket}`, '--', command], {
+  // Modes as the socket units give them: nginx's group reaches ws.sock, events.sock is the owner's.
+  holder = spawn(path.join(stack.binDir, 'socket_holder'), [`unix:${stack.wsSocket}=0660`, `unix:${stack.eventsSocket}=0600`, '--', command], {
     env,
     stdio: ['pipe', 'pipe', 'pipe'],
   });

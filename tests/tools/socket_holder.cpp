@@ -2,14 +2,17 @@
 // with them ($LISTEN_FDS, $LISTEN_PID, $LISTEN_FDNAMES), again and again, so a test can restart
 // the daemon while the sockets stay open and connections wait in the backlog.
 //
-//   socket_holder unix:/run/x/ws.sock unix:/run/x/events.sock -- /usr/sbin/shopcastd [args]
+//   socket_holder unix:/run/x/ws.sock=0660 unix:/run/x/events.sock=0600 -- /usr/sbin/shopcastd
 //
+// "=MODE" (octal) is the socket file's mode, like a socket unit's SocketMode=; without it the
+// umask decides.
 // On standard output it prints "started <pid>" and "exited <status>" for each run of the daemon;
 // a line "start" on standard input starts it again once it has exited. End of input (or SIGTERM)
 // stops the daemon and the holder.
 #include <poll.h>
 #include <signal.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -22,7 +25,7 @@
 
 namespace {
 
-int listen_unix(const std::string& path) {
+int listen_unix(const std::string& path, long mode) {
     const int fd = ::socket(AF_UNIX, SOCK_STREAM, 0);
     sockaddr_un address{};
     address.sun_family = AF_UNIX;
@@ -30,6 +33,7 @@ int listen_unix(const std::string& path) {
     std::strcpy(address.sun_path, path.c_str());
     ::unlink(path.c_str());
     if (::bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)) != 0 ||
+        (mode >= 0 && ::chmod(path.c_str(), static_cast<mode_t>(mode)) != 0) ||
         ::listen(fd, SOMAXCONN) != 0) {
         return -1;
     }
@@ -64,7 +68,18 @@ int main(int argc, char** argv) {
             std::fprintf(stderr, "socket_holder: only unix:/path sockets, got %s\n", spec.c_str());
             return 2;
         }
-        const int fd = listen_unix(spec.substr(5));
+        std::string path = spec.substr(5);
+        long mode = -1;
+        if (const auto equals = path.rfind('='); equals != std::string::npos) {
+            char* end = nullptr;
+            mode = std::strtol(path.c_str() + equals + 1, &end, 8);
+            if (*end != '\0' || equals + 1 == path.size()) {
+                std::fprintf(stderr, "socket_holder: bad mode in %s\n", spec.c_str());
+                return 2;
+            }
+            path.resize(equals);
+        }
+        const int fd = listen_unix(path, mode);
         if (fd < 0) {
             std::perror(spec.c_str());
             return 1;

@@ -1,99 +1,152 @@
-// Event cursors "<epoch>:<seq>" (daemon/cursor.h): formatting, strict parsing, fresh epochs.
+// Event cursors "<epoch>:<32 hex digits>" (daemon/core/cursor.h): the round trip, opacity (the
+// text says nothing about seqs), fresh hellos, strict reading of anything else, fresh epochs.
 #include "daemon/core/cursor.h"
 
 #include <gtest/gtest.h>
 
 #include <cstdint>
 #include <limits>
-#include <optional>
 #include <set>
 #include <string>
 #include <vector>
 
+#include "tests/unit/test_epoch.h"
+
 namespace shopcast {
 namespace {
 
-TEST(Cursor, Format) {
-    EXPECT_EQ(format_cursor("k3f9", 17), "k3f9:17");
-    EXPECT_EQ(format_cursor("a", 0), "a:0");
-    EXPECT_EQ(format_cursor("0123456789abcdef", std::numeric_limits<std::uint64_t>::max()),
-              "0123456789abcdef:18446744073709551615");
-}
+const Epoch kEpoch = test_epoch("k3f9");
 
-TEST(Cursor, ParseAccepted) {
-    struct Row {
-        std::string text;
-        std::string epoch;
-        std::uint64_t seq;
-    };
-    const std::vector<Row> table = {
-        {"k3f9:17", "k3f9", 17},
-        {"a:0", "a", 0},
-        {"z:1", "z", 1},
-        {"0123456789abcdef:5", "0123456789abcdef", 5},  // 16-character epoch
-        {"abc123:9007199254740991", "abc123", 9007199254740991u},
-    };
-    for (const auto& row : table) {
-        const auto cursor = parse_cursor(row.text);
-        ASSERT_TRUE(cursor.has_value()) << row.text;
-        EXPECT_EQ(cursor->epoch, row.epoch) << row.text;
-        EXPECT_EQ(cursor->seq, row.seq) << row.text;
-        EXPECT_EQ(format_cursor(cursor->epoch, cursor->seq), row.text);
+TEST(Cursor, RoundTripOfEventAndHelloCursors) {
+    const CursorCodec codec(kEpoch);
+    const std::vector<std::uint64_t> seqs = {
+        0, 1, 2, 17, 255, 256, 9007199254740991u, std::numeric_limits<std::uint64_t>::max()};
+    for (const std::uint64_t seq : seqs) {
+        for (const std::string& text : {codec.event_cursor(seq), codec.hello_cursor(seq)}) {
+            EXPECT_EQ(text.size(), codec.cursor_length()) << text;
+            EXPECT_EQ(text.substr(0, 5), "k3f9:") << text;
+            const CursorPosition position = codec.read(text);
+            EXPECT_EQ(position.reading, CursorReading::ok) << text;
+            EXPECT_EQ(position.seq, seq) << text;
+        }
     }
 }
 
-TEST(Cursor, ParseRefused) {
-    const std::vector<std::string> table = {
+TEST(Cursor, AnEventHasOneIdAndEveryHelloIsNew) {
+    const CursorCodec codec(kEpoch);
+    EXPECT_EQ(codec.event_cursor(42), codec.event_cursor(42));
+    // A hello for the same point differs each time, and from the event's own id: two
+    // connections a while apart cannot tell whether anything was published in between.
+    std::set<std::string> hellos;
+    for (int i = 0; i < 100; ++i) hellos.insert(codec.hello_cursor(42));
+    EXPECT_EQ(hellos.size(), 100u);
+    EXPECT_FALSE(hellos.contains(codec.event_cursor(42)));
+    // The same codec built again (a restart continuing the epoch) reads and writes the same.
+    EXPECT_EQ(CursorCodec(kEpoch).event_cursor(42), codec.event_cursor(42));
+    EXPECT_EQ(CursorCodec(kEpoch).read(*hellos.begin()).seq, 42u);
+}
+
+// Nothing of a seq or of the distance between two seqs shows in the text: consecutive and
+// distant seqs look alike and the bits are spread evenly.
+TEST(Cursor, TextRevealsNoSeq) {
+    const CursorCodec codec(kEpoch);
+    std::vector<std::string> bodies;
+    for (std::uint64_t seq = 1; seq <= 512; ++seq) {
+        const std::string body = codec.event_cursor(seq).substr(5);
+        bodies.push_back(body);
+    }
+    // Between two neighbours about half the bits differ, wherever they are; a counter in any
+    // encoding would change a few low bits only.
+    auto differing_bits = [](const std::string& a, const std::string& b) {
+        int bits = 0;
+        for (std::size_t i = 0; i < a.size(); ++i) {
+            const int x = (a[i] <= '9' ? a[i] - '0' : a[i] - 'a' + 10) ^
+                          (b[i] <= '9' ? b[i] - '0' : b[i] - 'a' + 10);
+            bits += __builtin_popcount(static_cast<unsigned>(x));
+        }
+        return bits;
+    };
+    int total = 0;
+    for (std::size_t i = 1; i < bodies.size(); ++i) {
+        const int bits = differing_bits(bodies[i - 1], bodies[i]);
+        EXPECT_GT(bits, 30) << i;  // of 128; a counter flips 1-2 per step on average
+        total += bits;
+    }
+    const double mean = static_cast<double>(total) / static_cast<double>(bodies.size() - 1);
+    EXPECT_NEAR(mean, 64.0, 4.0);
+    // Text order says nothing about seq order.
+    int ascending = 0;
+    for (std::size_t i = 1; i < bodies.size(); ++i) ascending += bodies[i - 1] < bodies[i];
+    EXPECT_NEAR(ascending, 255, 60);
+}
+
+TEST(Cursor, AnythingElseIsMalformedOrAnotherEpoch) {
+    const CursorCodec codec(kEpoch);
+    const std::string valid = codec.event_cursor(17);
+    const std::string body = valid.substr(5);
+    const std::vector<std::string> malformed = {
         "",
         ":",
-        "abc",
-        "abc:",
-        ":1",
-        "ABC:1",  // epoch is lower case only
-        "a-b:1",
-        "a_b:1",
-        "a b:1",
-        "0123456789abcdefg:1",  // 17-character epoch
-        "abc:01",               // one text per cursor
-        "abc:-1",
-        "abc:+1",
-        "abc:1x",
-        "abc:x1",
-        "abc: 1",
-        "abc:1 ",
-        " abc:1",
-        "abc:1.0",
-        "abc:1e3",
-        "abc:1:2",
-        "abc::1",
-        "abc:18446744073709551616",  // beyond 64 bits
-        "abc:99999999999999999999999",
-        std::string("abc:1\0", 6),
-        std::string("ab\0:1", 5),
-        "\xD0\xB0:1",
-        "abc:\xD9\xA1",  // ARABIC-INDIC DIGIT ONE
+        "k3f9",
+        "k3f9:",
+        ":" + body,
+        "k3f9:17",  // the old decimal form
+        "K3F9:" + body,
+        "k3f9:" + body.substr(1),
+        "k3f9:" + body + "0",
+        "k3f9:" + std::string(32, '0'),
+        "k3f9:" + std::string(32, 'f'),
+        "k3f9:" + body.substr(0, 31) + "g",
+        "k3f9:" + body.substr(0, 31) + "A",
+        "k3f9::" + body.substr(1),
+        " k3f9:" + body,
+        "k3f9:" + body + " ",
+        "0123456789abcdefg:" + body,  // 17-character epoch
+        std::string("k3f9:") + body.substr(0, 31) + std::string(1, '\0'),
+        "\xD0\xB0:" + body,
     };
-    for (const auto& text : table) {
-        EXPECT_FALSE(parse_cursor(text).has_value()) << testing::PrintToString(text);
+    for (const auto& text : malformed) {
+        EXPECT_EQ(codec.read(text).reading, CursorReading::malformed)
+            << testing::PrintToString(text);
     }
+    // Every single-digit change breaks the check word: a garbled cursor never replays from a
+    // wrong place.
+    for (std::size_t i = 5; i < valid.size(); ++i) {
+        std::string garbled = valid;
+        garbled[i] = garbled[i] == '0' ? '1' : '0';
+        EXPECT_EQ(codec.read(garbled).reading, CursorReading::malformed) << garbled;
+    }
+    // A well-formed cursor of another epoch, and one of a same-named epoch with another key.
+    EXPECT_EQ(codec.read(foreign_cursor("zz9", 17)).reading, CursorReading::other_epoch);
+    EXPECT_EQ(codec.read(CursorCodec(Epoch{"k3f9", {}}).event_cursor(17)).reading,
+              CursorReading::malformed);
 }
 
-TEST(Cursor, NewEpochIsSixBase36Characters) {
-    std::set<std::string> seen;
+TEST(Cursor, GeneratedEpochsAreSixBase36CharactersWithFreshKeys) {
+    std::set<std::string> names;
+    std::set<std::string> keys;
     for (int i = 0; i < 50; ++i) {
-        const std::string epoch = new_epoch();
-        ASSERT_EQ(epoch.size(), 6u) << epoch;
-        for (const char c : epoch) {
-            EXPECT_TRUE((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z')) << epoch;
-        }
-        // A fresh epoch makes a valid cursor.
-        const auto cursor = parse_cursor(format_cursor(epoch, 1));
-        ASSERT_TRUE(cursor.has_value()) << epoch;
-        EXPECT_EQ(cursor->epoch, epoch);
-        seen.insert(epoch);
+        const Epoch epoch = Epoch::generate();
+        ASSERT_EQ(epoch.name.size(), 6u) << epoch.name;
+        EXPECT_TRUE(is_epoch_name(epoch.name)) << epoch.name;
+        const CursorCodec codec(epoch);
+        EXPECT_EQ(codec.read(codec.event_cursor(1)).seq, 1u);
+        names.insert(epoch.name);
+        keys.insert(std::string(epoch.key.begin(), epoch.key.end()));
     }
-    // 36^6 values: fifty draws practically never collide, unless the epoch is not random.
-    EXPECT_GE(seen.size(), 49u);
+    // 36^6 names and 2^128 keys: fifty draws practically never collide, unless not random.
+    EXPECT_GE(names.size(), 49u);
+    EXPECT_EQ(keys.size(), 50u);
+}
+
+TEST(Cursor, EpochNames) {
+    for (const std::string name : {"a", "z9", "0123456789abcdef"}) {
+        EXPECT_TRUE(is_epoch_name(name)) << name;
+    }
+    for (const std::string name : {"", "ABC", "a-b", "a_b", "a b", "0123456789abcdefg"}) {
+        EXPECT_FALSE(is_epoch_name(name)) << name;
+    }
+    EXPECT_THROW(CursorCodec(Epoch{"NOT", {}}), std::invalid_argument);
 }
 
 }  // namespace

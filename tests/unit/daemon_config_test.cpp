@@ -59,7 +59,7 @@ TEST_F(DaemonDefaultsTest, DefaultsAreTheDocumentedOnes) {
     EXPECT_EQ(config.live_hold_ms, 1000);
     EXPECT_EQ(config.idempotency_ttl_seconds, 300);
     EXPECT_EQ(config.state_directory, "");  // systemd's $STATE_DIRECTORY when it sets one
-    EXPECT_EQ(config.auth.bot_token, "");
+    EXPECT_FALSE(config.auth.webapp_key.has_value());
     EXPECT_EQ(config.auth.bot_id, "");
     EXPECT_EQ(config.auth.max_age_seconds, 86400);
     EXPECT_EQ(config.auth.public_key, telegram_production_public_key());

@@ -3,6 +3,7 @@
 #include "daemon/core/history.h"
 
 #include "daemon/core/cursor.h"
+#include "tests/unit/test_epoch.h"
 
 #include <gtest/gtest.h>
 #include <rapidjson/document.h>
@@ -48,7 +49,7 @@ void expect_payload_is_object_plus_id(std::string_view payload, std::string_view
 }
 
 TEST(History, AssignsSeqsFromOne) {
-    History history(kEpoch, 100, 1 << 20);
+    History history(test_epoch(kEpoch), 100, 1 << 20);
     EXPECT_EQ(history.epoch(), kEpoch);
     EXPECT_EQ(history.size(), 0u);
     EXPECT_EQ(history.bytes(), 0u);
@@ -69,7 +70,7 @@ TEST(History, AssignsSeqsFromOne) {
 }
 
 TEST(History, PayloadIsPublishedObjectPlusId) {
-    History history(kEpoch, 100, 1 << 20);
+    History history(test_epoch(kEpoch), 100, 1 << 20);
     const std::vector<std::string> bodies = {
         R"({"type":"product_added","shopId":123,"productId":456})",
         R"({"type":"order_status","orderId":"o-1","status":"\u0430","userId":7,"x":[1,{"y":null}]})",
@@ -79,13 +80,12 @@ TEST(History, PayloadIsPublishedObjectPlusId) {
     for (const auto& body : bodies) {
         const StoredEvent& event = history.append(body, "", "");
         const std::string cursor = history.cursor_for(event.seq);
-        EXPECT_EQ(cursor, format_cursor(kEpoch, event.seq));
         expect_payload_is_object_plus_id(event.frame->payload(), body, cursor);
     }
 }
 
 TEST(History, FindRetainedEvictedAndFuture) {
-    History history(kEpoch, 3, 1 << 20);
+    History history(test_epoch(kEpoch), 3, 1 << 20);
     for (std::uint64_t n = 1; n <= 5; ++n) history.append(event_json(n), "", "");
     EXPECT_EQ(history.size(), 3u);
     EXPECT_EQ(history.first_retained_seq(), 3u);
@@ -105,7 +105,7 @@ TEST(History, FindRetainedEvictedAndFuture) {
 // Long runs through a small ring: the window slides, seqs keep counting, lookups stay right.
 TEST(History, WrapsAroundManyTimes) {
     constexpr std::size_t kCapacity = 7;
-    History history(kEpoch, kCapacity, 1 << 20);
+    History history(test_epoch(kEpoch), kCapacity, 1 << 20);
     for (std::uint64_t n = 1; n <= 10000; ++n) {
         const StoredEvent& event = history.append(event_json(n), std::to_string(n % 5), "");
         ASSERT_EQ(event.seq, n);
@@ -128,7 +128,7 @@ TEST(History, WrapsAroundManyTimes) {
 // What each event costs the byte budget, measured in a history that evicts nothing. The cost
 // depends on the event and its cursor only, so it is the same in any history of this epoch.
 std::vector<std::size_t> costs_of(const std::vector<std::string>& events) {
-    History probe(kEpoch, events.size() + 1, std::numeric_limits<std::size_t>::max());
+    History probe(test_epoch(kEpoch), events.size() + 1, std::numeric_limits<std::size_t>::max());
     std::vector<std::size_t> costs = {0};  // costs[seq]
     for (const auto& json : events) {
         const std::size_t before = probe.bytes();
@@ -143,7 +143,7 @@ std::vector<std::size_t> costs_of(const std::vector<std::string>& events) {
 void check_eviction(const std::vector<std::string>& events, std::size_t max_events,
                     std::size_t max_bytes) {
     const std::vector<std::size_t> costs = costs_of(events);
-    History history(kEpoch, max_events, max_bytes);
+    History history(test_epoch(kEpoch), max_events, max_bytes);
     std::uint64_t first = 1;
     std::size_t bytes = 0;
     for (std::uint64_t seq = 1; seq <= events.size(); ++seq) {
@@ -199,7 +199,7 @@ TEST(History, BigEventEvictsSeveralSmallOnes) {
 // An event bigger than the whole byte budget is still kept (alone): every connection is
 // delivered events by walking the history, so an event evicted at once would reach nobody.
 TEST(History, NewestEventIsAlwaysKept) {
-    History history(kEpoch, 100, 64);
+    History history(test_epoch(kEpoch), 100, 64);
     for (std::uint64_t n = 1; n <= 3; ++n) {
         const StoredEvent& event = history.append(event_json(n, 500), "", "");
         EXPECT_EQ(event.seq, n);
@@ -213,7 +213,7 @@ TEST(History, NewestEventIsAlwaysKept) {
 }
 
 TEST(History, CountLimitOfOne) {
-    History history(kEpoch, 1, 1 << 20);
+    History history(test_epoch(kEpoch), 1, 1 << 20);
     for (std::uint64_t n = 1; n <= 4; ++n) {
         history.append(event_json(n), "", "");
         EXPECT_EQ(history.size(), 1u);
@@ -224,10 +224,10 @@ TEST(History, CountLimitOfOne) {
 }
 
 TEST(History, ResumePoints) {
-    History history(kEpoch, 5, 1 << 20);
-    // Empty history: the hello cursor "<epoch>:0" resumes at the first event.
+    History history(test_epoch(kEpoch), 5, 1 << 20);
+    // Empty history: the hello cursor resumes at the first event.
     {
-        const ResumePoint point = history.resume_point(history.cursor_for(0));
+        const ResumePoint point = history.resume_point(history.hello_cursor());
         EXPECT_EQ(point.verdict, ResumeVerdict::ok);
         EXPECT_EQ(point.next_seq, 1u);
     }
@@ -241,20 +241,24 @@ TEST(History, ResumePoints) {
         std::uint64_t next_seq;  // checked when ok
     };
     const std::vector<Row> table = {
-        {"last_event", format_cursor(kEpoch, 8), ResumeVerdict::ok, 9},
-        {"middle", format_cursor(kEpoch, 5), ResumeVerdict::ok, 6},
-        {"first_retained", format_cursor(kEpoch, 4), ResumeVerdict::ok, 5},
+        {"last_event", history.cursor_for(8), ResumeVerdict::ok, 9},
+        {"middle", history.cursor_for(5), ResumeVerdict::ok, 6},
+        {"first_retained", history.cursor_for(4), ResumeVerdict::ok, 5},
         // Seen up to 3: the next one (4) is still retained, so nothing is missing.
-        {"just_before_first_retained", format_cursor(kEpoch, 3), ResumeVerdict::ok, 4},
-        {"gap_of_one", format_cursor(kEpoch, 2), ResumeVerdict::too_old, 0},
-        {"before_everything", format_cursor(kEpoch, 0), ResumeVerdict::too_old, 0},
-        {"future", format_cursor(kEpoch, 9), ResumeVerdict::unknown, 0},
-        {"far_future", format_cursor(kEpoch, 1000000), ResumeVerdict::unknown, 0},
-        {"other_epoch", format_cursor("zz9", 8), ResumeVerdict::other_epoch, 0},
-        {"other_epoch_prefix", format_cursor(kEpoch + "x", 8), ResumeVerdict::other_epoch, 0},
+        {"just_before_first_retained", history.cursor_for(3), ResumeVerdict::ok, 4},
+        {"gap_of_one", history.cursor_for(2), ResumeVerdict::too_old, 0},
+        {"before_everything", history.cursor_for(0), ResumeVerdict::too_old, 0},
+        {"future", history.cursor_for(9), ResumeVerdict::unknown, 0},
+        {"far_future", history.cursor_for(1000000), ResumeVerdict::unknown, 0},
+        {"other_epoch", foreign_cursor("zz9", 8), ResumeVerdict::other_epoch, 0},
+        {"other_epoch_prefix", foreign_cursor(kEpoch + "x", 8), ResumeVerdict::other_epoch, 0},
         {"empty", "", ResumeVerdict::malformed, 0},
         {"no_colon", "qa0ep8", ResumeVerdict::malformed, 0},
         {"not_a_number", kEpoch + ":x", ResumeVerdict::malformed, 0},
+        {"decimal_seq", kEpoch + ":8", ResumeVerdict::malformed, 0},
+        // Same name, another key (a new daemon drawing the same name): its blocks do not decrypt.
+        {"same_name_other_key", CursorCodec(Epoch{kEpoch, {}}).event_cursor(8),
+         ResumeVerdict::malformed, 0},
         {"negative", kEpoch + ":-1", ResumeVerdict::malformed, 0},
         {"upper_case_epoch", "QA0EP:8", ResumeVerdict::malformed, 0},
     };

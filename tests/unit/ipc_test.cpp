@@ -155,6 +155,7 @@ TEST(IpcAck, RoundTrips) {
         {"accepted", ack(AckStatus::accepted, "k3f9:17", 3)},
         {"duplicate", ack(AckStatus::duplicate, "k3f9:2", 0)},
         {"rejected_empty", ack(AckStatus::rejected, "", 0)},
+        {"conflict", ack(AckStatus::conflict, "", 0)},
         {"max_recipients", ack(AckStatus::accepted, "e:18446744073709551615", 0xFFFFFFFFu)},
         {"one_recipient", ack(AckStatus::accepted, "z:1", 1)},
         {"binary_id", ack(AckStatus::accepted, all_bytes(), 256)},
@@ -252,7 +253,7 @@ TEST(IpcDecode, UnknownAckStatusRefused) {
         if (accepted[i] != rejected[i]) differing.push_back(i);
     }
     ASSERT_EQ(differing.size(), 1u) << "status should be one byte (or one number's low byte)";
-    for (const int value : {3, 4, 0x7F, 0xFF}) {
+    for (const int value : {4, 5, 0x7F, 0xFF}) {
         std::string garbled = accepted;
         garbled[differing[0]] = static_cast<char>(value);
         EXPECT_FALSE(decode_ack(garbled).has_value()) << "status " << value;

@@ -105,7 +105,9 @@ class PublishHandlerTest : public ::testing::Test {
         facts.idempotency_key = request.idempotency_key;
         facts.remote_address = request.remote_address;
         FakeBody body(request.body);
-        PublishHandler handler(verifier_, throttle_, policy_, daemon_);
+        const PublishRulesSource rules(
+            std::make_shared<const PublishRules>(PublishRules{verifier_, policy_}));
+        PublishHandler handler(rules, throttle_, daemon_);
         Outcome outcome;
         outcome.reply = handler.handle(facts, body);
         outcome.body_reads = body.reads;
@@ -177,6 +179,16 @@ TEST_F(PublishHandlerTest, UnreachableDaemonIs503WithRetryAfter) {
     const Outcome outcome = send({});
     expect_error(outcome, 503, "unavailable");
     EXPECT_EQ(outcome.header("Retry-After"), "1");
+}
+
+// The daemon found the Idempotency-Key already used for another event: 422, nothing published.
+TEST_F(PublishHandlerTest, KeyReusedForAnotherEventIs422) {
+    daemon_.answer = ipc::PublishAck{ipc::AckStatus::conflict, "", 0};
+    TestRequest request;
+    request.idempotency_key = "order-42-confirmed";
+    const Outcome outcome = send(request);
+    expect_error(outcome, 422, "idempotency_key_reused");
+    EXPECT_EQ(outcome.json.HasMember("id"), false);
 }
 
 TEST_F(PublishHandlerTest, RejectedByDaemonIsInternalError) {

@@ -12,12 +12,13 @@
 
 #include "daemon/core/history.h"
 #include "daemon/core/idempotency.h"
+#include "tests/unit/test_epoch.h"
 
 namespace shopcast {
 namespace {
 
 History history_with(std::size_t events) {
-    History history("qa0ep", 100, 1 << 20);
+    History history(test_epoch("qa0ep"), 100, 1 << 20);
     for (std::size_t i = 1; i <= events; ++i) {
         history.append(R"({"type":"product_added","shopId":)" + std::to_string(i % 3 + 1) + "}",
                        std::to_string(i % 3 + 1), i % 4 == 0 ? "301" : "");
@@ -29,7 +30,8 @@ SavedState saved_history(std::size_t events) {
     SavedState state;
     history_with(events).save_into(state);
     state.saved_at_unix = 1'700'000'000;
-    state.keys.push_back(SavedKey{"import-1", {ipc::AckStatus::accepted, "qa0ep:2", 3}, 12});
+    state.keys.push_back(
+        SavedKey{"import-1", {ipc::AckStatus::accepted, "qa0ep:2", 3}, RequestDigest{7, 8, 9}, 12});
     return state;
 }
 
@@ -45,6 +47,8 @@ TEST(StateFile, RoundTripKeepsEveryField) {
     const StateLoad load = decode_state(encode_state(state));
     ASSERT_TRUE(load.state) << load.problem;
     EXPECT_EQ(load.state->epoch, "qa0ep");
+    const Epoch epoch = test_epoch("qa0ep");
+    EXPECT_EQ(load.state->epoch_key, std::string(epoch.key.begin(), epoch.key.end()));
     EXPECT_EQ(load.state->last_seq, 7u);
     EXPECT_EQ(load.state->saved_at_unix, 1'700'000'000);
     ASSERT_EQ(load.state->events.size(), 7u);
@@ -59,13 +63,14 @@ TEST(StateFile, RoundTripKeepsEveryField) {
     EXPECT_EQ(load.state->keys[0].ack.id, "qa0ep:2");
     EXPECT_EQ(load.state->keys[0].ack.recipients, 3u);
     EXPECT_EQ(load.state->keys[0].age_seconds, 12);
+    EXPECT_EQ(load.state->keys[0].request_digest, (RequestDigest{7, 8, 9}));
 }
 
 TEST(StateFile, RestoredHistoryContinuesTheSameEpochAndSeqs) {
     History original = history_with(5);
     SavedState state;
     original.save_into(state);
-    History restored("other", 100, 1 << 20);
+    History restored(test_epoch("other"), 100, 1 << 20);
     restored.restore_from(*decode_state(encode_state(state)).state);
     EXPECT_EQ(restored.epoch(), "qa0ep");
     EXPECT_EQ(restored.last_seq(), 5u);
@@ -81,7 +86,7 @@ TEST(StateFile, RestoredHistoryContinuesTheSameEpochAndSeqs) {
 }
 
 TEST(StateFile, EmptyHistoryKeepsItsEpochAndSeq) {
-    History history("qa0ep", 100, 1 << 20);
+    History history(test_epoch("qa0ep"), 100, 1 << 20);
     SavedState state;
     history.save_into(state);
     const StateLoad load = decode_state(encode_state(state));
@@ -122,6 +127,15 @@ TEST(StateFile, InconsistentContentIsRefusedEvenWithAValidChecksum) {
     SavedState bad_epoch = saved_history(1);
     bad_epoch.epoch = "NOT AN EPOCH";
     EXPECT_FALSE(decode_state(encode_state(bad_epoch)).state);
+
+    // The ids were made under the saved key: another key would read them as other seqs.
+    SavedState other_key = saved_history(2);
+    other_key.epoch_key[0] = static_cast<char>(other_key.epoch_key[0] ^ 1);
+    EXPECT_EQ(decode_state(encode_state(other_key)).problem, "an event does not match its cursor");
+
+    SavedState short_key = saved_history(2);
+    short_key.epoch_key.pop_back();
+    EXPECT_EQ(decode_state(encode_state(short_key)).problem, "invalid cursor key");
 }
 
 TEST(StateFile, TakingTheFileRemovesIt) {
@@ -154,8 +168,8 @@ TEST(StateFile, ADamagedFileIsRefusedAndRemoved) {
 
 TEST(StateFile, IdempotencyKeysKeepTheRestOfTheirTtl) {
     IdempotencyCache cache(300, 100);
-    cache.remember("early", {ipc::AckStatus::accepted, "qa0ep:1", 1}, 1000);
-    cache.remember("late", {ipc::AckStatus::accepted, "qa0ep:2", 1}, 1200);
+    cache.remember("early", RequestDigest{}, {ipc::AckStatus::accepted, "qa0ep:1", 1}, 1000);
+    cache.remember("late", RequestDigest{}, {ipc::AckStatus::accepted, "qa0ep:2", 1}, 1200);
     SavedState state;
     cache.save_into(state, 1250);
     ASSERT_EQ(state.keys.size(), 2u);
@@ -163,16 +177,20 @@ TEST(StateFile, IdempotencyKeysKeepTheRestOfTheirTtl) {
     // Restarted 40 s later: "early" (250 s + 40 s old) has 10 s left, "late" 210 s.
     IdempotencyCache restored(300, 100);
     restored.restore_from(state, 5000, 40);
-    ASSERT_TRUE(restored.find("early", 5000));
-    EXPECT_EQ(restored.find("early", 5000)->id, "qa0ep:1");
-    EXPECT_FALSE(restored.find("early", 5010));
-    EXPECT_TRUE(restored.find("late", 5209));
-    EXPECT_FALSE(restored.find("late", 5210));
+    const auto verdict = [&](const std::string& key, std::int64_t now) {
+        return restored.find(key, RequestDigest{}, now).verdict;
+    };
+    using Verdict = KeyLookup::Verdict;
+    ASSERT_EQ(verdict("early", 5000), Verdict::same_request);
+    EXPECT_EQ(restored.find("early", RequestDigest{}, 5000).first_ack.id, "qa0ep:1");
+    EXPECT_EQ(verdict("early", 5010), Verdict::unseen);
+    EXPECT_EQ(verdict("late", 5209), Verdict::same_request);
+    EXPECT_EQ(verdict("late", 5210), Verdict::unseen);
 }
 
 TEST(StateFile, KeysOlderThanTheTtlAreNotRestored) {
     IdempotencyCache cache(300, 100);
-    cache.remember("key", {ipc::AckStatus::accepted, "qa0ep:1", 1}, 1000);
+    cache.remember("key", RequestDigest{}, {ipc::AckStatus::accepted, "qa0ep:1", 1}, 1000);
     SavedState state;
     cache.save_into(state, 1100);
     IdempotencyCache restored(300, 100);

@@ -211,7 +211,7 @@ class TelegramAuthTest : public ::testing::Test {
 
     static TelegramAuthConfig config(bool token, bool bot_id) {
         TelegramAuthConfig result;
-        if (token) result.bot_token = std::string(kToken);
+        if (token) result.webapp_key = derive_webapp_key(kToken);
         if (bot_id) result.bot_id = std::string(kBotId);
         result.public_key = raw_public_key(key_);
         return result;
@@ -407,6 +407,60 @@ TEST_F(TelegramAuthTest, MaxAgeIsConfigurable) {
     EXPECT_TRUE(verify(cfg, serialize(with_hash(base_fields(kNow - 300)))).ok);
     EXPECT_EQ(verify(cfg, serialize(with_hash(base_fields(kNow - 301)))).error,
               "auth_date too old");
+}
+
+// auth_date is checked before any cryptography: stale data with a forged hash or signature is
+// refused as stale, and neither the HMAC nor the Ed25519 check runs for it.
+TEST_F(TelegramAuthTest, StaleDataIsRefusedBeforeAnyCryptography) {
+    const TelegramAuthenticator authenticator(config(true, true));
+    const std::int64_t stale = kNow - 86401;
+    Fields forged_hash = with_hash(base_fields(stale));
+    forged_hash = replace_field(forged_hash, "hash", std::string(64, '0'));
+    Fields forged_signature = with_signature(base_fields(stale), other_key_);
+    for (const Fields& fields : {forged_hash, forged_signature}) {
+        EXPECT_EQ(authenticator.verify(serialize(fields), kNow).error, "auth_date too old");
+    }
+    EXPECT_EQ(
+        authenticator.verify(serialize(replace_field(base_fields(), "auth_date", "x")), kNow).error,
+        "invalid auth_date");
+    EXPECT_EQ(authenticator.crypto_checks(), 0u) << "no HMAC or signature work for these";
+
+    // Fresh data with the same forgeries reaches the checks, which refuse it.
+    EXPECT_EQ(authenticator
+                  .verify(serialize(replace_field(with_hash(base_fields()), "hash",
+                                                  std::string(64, '0'))),
+                          kNow)
+                  .error,
+              "hash mismatch");
+    EXPECT_EQ(
+        authenticator.verify(serialize(with_signature(base_fields(), other_key_)), kNow).error,
+        "signature mismatch");
+    EXPECT_EQ(authenticator.crypto_checks(), 2u);
+}
+
+// The Ed25519 key is built once and reused: many checks against one authenticator all agree.
+TEST_F(TelegramAuthTest, OneAuthenticatorChecksManySignatures) {
+    const TelegramAuthenticator authenticator(config(false, true));
+    for (int i = 0; i < 50; ++i) {
+        const std::string good = serialize(with_signature(base_fields(kNow - i), key_));
+        ASSERT_TRUE(authenticator.verify(good, kNow).ok) << i;
+        ASSERT_EQ(
+            authenticator.verify(serialize(with_signature(base_fields(kNow - i), other_key_)), kNow)
+                .error,
+            "signature mismatch")
+            << i;
+    }
+    EXPECT_EQ(authenticator.crypto_checks(), 100u);
+}
+
+TEST(WebAppKey, IsTheDocumentedDerivation) {
+    // HMAC_SHA256(key="WebAppData", message=token), computed independently.
+    std::array<unsigned char, 32> expected{};
+    unsigned int length = 0;
+    const std::string token = "12345:token";
+    HMAC(EVP_sha256(), "WebAppData", 10, reinterpret_cast<const unsigned char*>(token.data()),
+         token.size(), expected.data(), &length);
+    EXPECT_EQ(derive_webapp_key(token), expected);
 }
 
 TEST_F(TelegramAuthTest, MalformedAuthDateIsRefused) {
@@ -624,7 +678,7 @@ TEST_F(TelegramAuthTest, UnsetPublicKeyMeansTelegramsProductionKey) {
 // packages) with its bot token; checked independently with node:crypto.
 TEST(TelegramAuthVectors, PublishedHmacVector) {
     TelegramAuthConfig cfg;
-    cfg.bot_token = "5768337691:AAH5YkoiEuPk8-FZa32hStHTqXiLPtAEhx8";
+    cfg.webapp_key = derive_webapp_key("5768337691:AAH5YkoiEuPk8-FZa32hStHTqXiLPtAEhx8");
     const std::string init_data =
         "query_id=AAHdF6IQAAAAAN0XohDhrOrc"
         "&user=%7B%22id%22%3A279058397%2C%22first_name%22%3A%22Vladislav%22%2C%22last_name%22%"
@@ -654,7 +708,7 @@ constexpr std::int64_t kTelegramSignedAt = 1733509682;
 
 TEST(TelegramAuthVectors, PublishedVectorByHmac) {
     TelegramAuthConfig cfg;
-    cfg.bot_token = "7342037359:AAHI25ES9xCOMPokpYoz-p8XVrZUdygo2J4";
+    cfg.webapp_key = derive_webapp_key("7342037359:AAHI25ES9xCOMPokpYoz-p8XVrZUdygo2J4");
     const AuthOutcome outcome =
         TelegramAuthenticator(cfg).verify(kTelegramSignedVector, kTelegramSignedAt);
     EXPECT_TRUE(outcome.ok) << outcome.error;

@@ -250,6 +250,44 @@ describe('protocol', () => {
         client.close();
     });
 
+    it('onAuthError: the error answering auth, once per connection; later errors are not auth\'s', () => {
+        mock.timers.enable({ apis: ['setTimeout'] });
+        try {
+            const Socket = fakeSocketClass();
+            const authErrors = [];
+            const controls = [];
+            const client = connect({
+                url: 'ws://shop.test/ws', initData: 'auth_date=1&hash=00', shops: [1], WebSocketImpl: Socket,
+                onAuthError: (message) => authErrors.push(message), onControl: (m) => controls.push(m),
+            });
+            Socket.last.accept('v:0');
+            Socket.last.message({ type: 'error', message: 'auth failed: auth_date too old' });
+            Socket.last.message({ type: 'error', message: 'at most 100 shops per connection' });
+            assert.deepEqual(authErrors, ['auth failed: auth_date too old']);
+            assert.equal(controls.length, 2, 'both errors still reach onControl');
+
+            Socket.last.drop(); // the next connection authenticates again, and this time it works
+            mock.timers.tick(60_000);
+            assert.equal(Socket.instances.length, 2, 'reconnected');
+            Socket.last.accept('v:1');
+            assert.deepEqual(Socket.last.sent[0], { action: 'auth', initData: 'auth_date=1&hash=00' });
+            Socket.last.message({ type: 'auth_ok', userId: 5 });
+            Socket.last.message({ type: 'error', message: 'at most 100 shops per connection' });
+            assert.deepEqual(authErrors, ['auth failed: auth_date too old']);
+
+            // Without initData nothing is sent, so no error is auth's.
+            const anonymous = fakeSocketClass();
+            const other = connect({ url: 'ws://shop.test/ws', WebSocketImpl: anonymous, onAuthError: (m) => authErrors.push(m) });
+            anonymous.last.accept('v:2');
+            anonymous.last.message({ type: 'error', message: 'unknown action' });
+            assert.equal(authErrors.length, 1);
+            client.close();
+            other.close();
+        } finally {
+            mock.timers.reset();
+        }
+    });
+
     it('resumes from hello at once when it has no cursor yet', () => {
         const Socket = fakeSocketClass();
         const client = connect({ url: 'ws://shop.test/ws', WebSocketImpl: Socket });
@@ -715,4 +753,135 @@ describe('against the real stack', () => {
         t.diagnostic(`500 events in ${batches} onBatch calls`);
         assert.equal(client.lastId, burst.ids.at(-1));
     });
+});
+
+// ------------------------------------------ real stack: auth and coming back --
+
+describe('against the real stack: refused initData, coming back to the page', () => {
+    const BOT_TOKEN = '7000000002:AAH-shopcast-web-client-test-token_0123456789';
+    const MAX_AGE = 3600;
+    const USER = { id: 424242, first_name: 'Dana' };
+    const LONG_MS = 60_000; // a backoff no wait below can sit out
+    let stack;
+    const clients = [];
+    let makeInitData;
+
+    class OriginWebSocket extends WebSocket {
+        constructor(url, protocols) {
+            super(url, protocols, { origin: stack.origin });
+        }
+    }
+
+    function open(options = {}) {
+        const { log, callbacks } = recorder();
+        log.authErrors = [];
+        const client = connect({
+            url: stack.wsUrl,
+            WebSocketImpl: OriginWebSocket,
+            onAuthError: (message) => log.authErrors.push(message),
+            ...callbacks,
+            ...options,
+        });
+        clients.push(client);
+        return { client, log };
+    }
+
+    async function publish(body) {
+        const reply = await stack.publish(body);
+        assert.equal(reply.status, 200, `publish ${JSON.stringify(body)} -> ${reply.status} ${reply.text}`);
+        return reply.json;
+    }
+
+    before(async () => {
+        ({ makeInitData } = await import('../lib/telegram-init-data.mjs'));
+        const { startStack } = await import('../../scripts/lib/stack.mjs');
+        // Override: auth has no default bot token; a short max age makes "stale" easy to build.
+        stack = await startStack({ daemonEnv: { BOT_TOKEN, SHOPCAST_AUTH_MAX_AGE: String(MAX_AGE) } });
+    });
+
+    after(async () => {
+        for (const client of clients) client.close();
+        await stack?.stop();
+    });
+
+    it('valid initData: auth_ok, the private event arrives, no onAuthError', async () => {
+        const initData = makeInitData({ botToken: BOT_TOKEN, user: USER, authDate: Math.floor(Date.now() / 1000) });
+        const { client, log } = open({ initData });
+        await waitFor(() => log.controls.some((m) => m.type === 'auth_ok'), 'auth_ok');
+        await waitFor(() => client.lastId, 'hello');
+        const reply = await publish({ type: 'order_status', orderId: 71, status: 'paid', userId: USER.id });
+        await waitFor(() => log.events.length === 1, 'the private event');
+        assert.equal(log.events[0].id, reply.id);
+        assert.deepEqual(log.authErrors, []);
+    });
+
+    for (const [name, initData] of [
+        ['stale (auth_date older than the max age)', () => makeInitData({
+            botToken: BOT_TOKEN, user: USER, authDate: Math.floor(Date.now() / 1000) - MAX_AGE - 60 })],
+        ['signed with another bot\'s token', () => makeInitData({
+            botToken: '7000000003:AAH-not-the-configured-bot-token_987654321', user: USER,
+            authDate: Math.floor(Date.now() / 1000) })],
+    ]) {
+        it(`${name}: onAuthError says why; public events still come, the private one does not`, async () => {
+            const { client, log } = open({ initData: initData() });
+            await waitFor(() => log.authErrors.length === 1, 'onAuthError');
+            assert.match(log.authErrors[0], /auth/);
+            assert.ok(log.controls.some((m) => m.type === 'error' && m.message === log.authErrors[0]),
+                'onControl still sees the error');
+            await waitFor(() => client.lastId, 'hello');
+            await publish({ type: 'order_status', orderId: 72, status: 'paid', userId: USER.id });
+            const open_ = await publish({ type: 'new_subscriber', shopId: 'public-after-refusal' });
+            await waitFor(() => log.events.length >= 1, 'the public event');
+            await sleep(200); // room for the private event to show up if it were delivered
+            assert.deepEqual(log.events.map((e) => e.id), [open_.id]);
+            assert.equal(log.authErrors.length, 1, 'one refusal per connection');
+        });
+    }
+
+    // The page's triggers are stand-ins (Node has no document or Telegram); the connection,
+    // the daemon going away and coming back are real.
+    for (const trigger of ['visibilitychange', 'activated']) {
+        it(`daemon back while the page was away: ${trigger} reconnects at once, not after the backoff`, async () => {
+            const saved = { document: globalThis.document, Telegram: globalThis.Telegram };
+            const listeners = {};
+            try {
+                globalThis.document = {
+                    visibilityState: 'visible',
+                    addEventListener: (name, fn) => { listeners[name] = fn; },
+                    removeEventListener: (name) => { delete listeners[name]; },
+                };
+                globalThis.Telegram = {
+                    WebApp: {
+                        onEvent: (name, fn) => { listeners[name] = fn; },
+                        offEvent: (name) => { delete listeners[name]; },
+                    },
+                };
+                const { client, log } = open({
+                    backoff: { baseMs: LONG_MS, maxMs: LONG_MS },
+                    restartSpreadMs: LONG_MS,
+                    random: () => 0.999,
+                });
+                await waitFor(() => client.lastId && client.connected, 'connected');
+                globalThis.document.visibilityState = 'hidden';
+                listeners.visibilitychange();
+
+                await stack.stopDaemon('SIGTERM');
+                await waitFor(() => !client.connected, 'the close');
+                await stack.startDaemon();
+                await sleep(1000);
+                assert.equal(client.connected, false, 'still waiting out its backoff');
+
+                const missed = await publish({ type: 'shop_updated', shopId: `back-${trigger}` });
+                globalThis.document.visibilityState = 'visible';
+                listeners[trigger]();
+                await waitFor(() => client.connected, 'the prompt reconnect', 15_000);
+                await waitFor(() => log.events.some((e) => e.id === missed.id), 'the missed event, resumed', 15_000);
+                assert.deepEqual(log.resyncs, []);
+                client.close();
+            } finally {
+                globalThis.document = saved.document;
+                globalThis.Telegram = saved.Telegram;
+            }
+        });
+    }
 });
