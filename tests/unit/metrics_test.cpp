@@ -23,6 +23,7 @@
 #include "daemon/engine_exposition.h"
 #include "fcgi/fcgi_metrics.h"
 #include "fcgi/ops_endpoints.h"
+#include "tests/unit/test_epoch.h"
 
 namespace shopcast {
 namespace {
@@ -49,7 +50,7 @@ class EngineMetricsTest : public testing::Test {
     void SetUp() override {
         HubLimits limits;
         limits.max_queue_bytes = 1000;
-        hub_ = std::make_unique<Hub>(limits, History("mtrcs1", 100, 1 << 20),
+        hub_ = std::make_unique<Hub>(limits, History(test_epoch("mtrcs1"), 100, 1 << 20),
                                      IdempotencyCache(300, 100), authenticator_, transport_,
                                      Hub::Clocks{[this] { return now_ms_; }, [] { return 0; }});
     }
@@ -152,6 +153,21 @@ TEST_F(EngineMetricsTest, CountsResumesResyncsAndAuth) {
     EXPECT_EQ(metrics().auth_results[1], 1u);  // not configured
 }
 
+// One rewind per connection: the second is refused, and counted as such.
+TEST_F(EngineMetricsTest, CountsARefusedSecondRewind) {
+    publish("product_added", R"({"type":"product_added","shopId":1,"productId":2})");
+    publish("product_added", R"({"type":"product_added","shopId":1,"productId":3})");
+    Session& session = hub_->open_session("10.0.0.1");
+    const std::string rewind =
+        R"({"action":"resume","since":")" + hub_->history().cursor_for(0) + "\"}";
+    hub_->on_text_message(session, rewind);
+    drain(session);
+    hub_->on_text_message(session, rewind);
+    EXPECT_EQ(metrics().resumes[std::size_t(ResumeOutcome::replayed)], 1u);
+    EXPECT_EQ(metrics().resumes[std::size_t(ResumeOutcome::refused)], 1u);
+    EXPECT_EQ(kResumeOutcomeLabels[std::size_t(ResumeOutcome::refused)], "refused");
+}
+
 TEST_F(EngineMetricsTest, CountsSlowClosesOnce) {
     Session& slow = open_live();
     transport_.answers[&slow] = SendResult::backpressure;
@@ -222,6 +238,7 @@ TEST(FcgiMetrics, StatusesAndBuckets) {
     using fcgi::kAckSecondsBounds;
     EXPECT_EQ(fcgi::kPublishStatusLabels[FcgiMetrics::status_index(200)], "200");
     EXPECT_EQ(fcgi::kPublishStatusLabels[FcgiMetrics::status_index(503)], "503");
+    EXPECT_EQ(fcgi::kPublishStatusLabels[FcgiMetrics::status_index(422)], "422");
     EXPECT_EQ(fcgi::kPublishStatusLabels[FcgiMetrics::status_index(418)], "other");
     // A bound is inclusive (Prometheus' "le"), anything above the last goes to +Inf.
     EXPECT_EQ(FcgiMetrics::bucket_index(1ms), 1u);
