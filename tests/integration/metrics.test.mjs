@@ -354,6 +354,26 @@ describe('logs an operator can filter', () => {
     assert.deepEqual(lines.filter((l) => /: (info|debug): /.test(l)), []);
   });
 
+  test('SIGHUP applies a changed SHOPCAST_LOG_LEVEL from the settings file', async () => {
+    const settingsFile = path.join(stack.dir, 'log-level.env');
+    fs.writeFileSync(settingsFile, 'SHOPCAST_LOG_LEVEL=warning\n');
+    const { command, env } = stack.daemonLaunch({ SHOPCAST_CONFIG_FILE: settingsFile });
+    delete env.SHOPCAST_LOG_LEVEL; // the file decides
+    const run = spawnUnderJournal(command, [], env);
+    try {
+      await eventually(async () => ((await request(`${stack.httpUrl}/health/ready`)).status === 200 ? true : undefined), 'the daemon answers', 10_000);
+      const quiet = await publishOk(stack, { type: 'shop_updated', shopId: 5 });
+      fs.writeFileSync(settingsFile, 'SHOPCAST_LOG_LEVEL=info\n');
+      run.child.kill('SIGHUP');
+      await eventually(() => (run.stderr().includes('info: reloaded:') ? true : undefined), 'the reload line');
+      const loud = await publishOk(stack, { type: 'shop_updated', shopId: 5 });
+      await eventually(() => (run.stderr().includes(`Broadcast sent: shop_updated id=${loud.id}`) ? true : undefined), 'the Broadcast line at info');
+      assert.ok(!run.stderr().includes(`id=${quiet.id}`), `nothing at info before the reload:\n${run.stderr()}`);
+    } finally {
+      await stopDaemon(run);
+    }
+  });
+
   test('no prefix when JOURNAL_STREAM names another stream than stderr', async () => {
     const run = await runDaemon({}, { matching: false });
     await stopDaemon(run);
