@@ -268,7 +268,8 @@ std::string Settings::secret(std::string_view flag) const {
         throw ConfigError(name + " and " + name + "_FILE are both set; keep one");
     }
     if (path) return read_secret_file(*path, name + "_FILE");
-    return inline_value.value_or(std::string());
+    // Moved, not copied: a copy would leave the plaintext behind in a freed buffer.
+    return inline_value ? std::move(*inline_value) : std::string();
 }
 
 SecretSetting Settings::take_secret(std::string_view flag) const {

@@ -17,7 +17,14 @@ namespace shopcast {
 void forbid_core_dumps() {
     const rlimit none{0, 0};
     if (::setrlimit(RLIMIT_CORE, &none) != 0) {
-        throw ConfigError(std::string("cannot set RLIMIT_CORE to 0: ") + std::strerror(errno));
+        // A seccomp filter may refuse the call; what matters is that the limit is 0 (the
+        // units also set LimitCORE=0).
+        const int error = errno;
+        rlimit current{};
+        if (::getrlimit(RLIMIT_CORE, &current) != 0 || current.rlim_cur != 0 ||
+            current.rlim_max != 0) {
+            throw ConfigError(std::string("cannot set RLIMIT_CORE to 0: ") + std::strerror(error));
+        }
     }
     if (::prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0) {
         throw ConfigError(std::string("cannot clear the dumpable flag: ") + std::strerror(errno));

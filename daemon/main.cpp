@@ -1,4 +1,5 @@
 // shopcastd: the WebSocket fan-out daemon.
+#include <csignal>
 #include <cstdio>
 
 #include "common/log.h"
@@ -8,6 +9,9 @@
 
 int main(int argc, char** argv) {
     shopcast::set_log_program("shopcastd");
+    // Until the event loop takes SIGHUP over (before READY=1), a reload must not end the
+    // process, which is SIGHUP's default action; there is nothing to reload yet.
+    std::signal(SIGHUP, SIG_IGN);
     try {
         shopcast::forbid_core_dumps();
         shopcast::Settings settings(argc, argv, shopcast::daemon_setting_specs());

@@ -1,4 +1,5 @@
 // shopcast-fcgi: the FastCGI publish endpoint behind nginx's /api/internal/broadcast.
+#include <signal.h>
 #include <sys/stat.h>
 
 #include <cstdio>
@@ -50,6 +51,12 @@ int main(int argc, char** argv) {
     set_log_program("shopcast-fcgi");
     // The socket this process creates is for its group (nginx), never for everyone.
     ::umask(0007);
+    // A reload that comes while starting waits for run_server's signal loop instead of
+    // ending the process (SIGHUP's default action).
+    sigset_t hangup;
+    sigemptyset(&hangup);
+    sigaddset(&hangup, SIGHUP);
+    ::pthread_sigmask(SIG_BLOCK, &hangup, nullptr);
     try {
         forbid_core_dumps();
         fcgi::CommandLine command = fcgi::parse_command_line(argc, argv);

@@ -30,14 +30,13 @@ std::size_t History::cost_of(const StoredEvent& event) {
            event.frame->wire().size();
 }
 
-std::vector<SeqIndex*> History::indexes_of(const StoredEvent& event) {
-    if (!event.user_id.empty()) return {&by_user_[event.user_id]};
-    if (event.shop_id.empty()) return {&public_, &public_unshopped_};
-    return {&public_, &by_shop_[event.shop_id]};
-}
-
 void History::push_event(StoredEvent event) {
-    for (SeqIndex* index : indexes_of(event)) index->push_back(event.seq);
+    if (!event.user_id.empty()) {
+        by_user_[event.user_id].push_back(event.seq);
+    } else {
+        public_.push_back(event.seq);
+        (event.shop_id.empty() ? public_unshopped_ : by_shop_[event.shop_id]).push_back(event.seq);
+    }
     bytes_ += cost_of(event);
     events_.push_back(std::move(event));
 }

@@ -93,7 +93,6 @@ class History {
     static std::size_t cost_of(const StoredEvent& event);
     void push_event(StoredEvent event);
     void evict_to_limits();
-    std::vector<SeqIndex*> indexes_of(const StoredEvent& event);
     std::uint64_t probe(const SeqIndex& index, std::uint64_t seq) const;
     std::uint64_t probe(const std::unordered_map<std::string, SeqIndex>& indexes,
                         const std::string& key, std::uint64_t seq) const;
@@ -106,8 +105,8 @@ class History {
     std::uint64_t next_seq_ = 1;
     std::size_t bytes_ = 0;
 
-    // Every retained event is in exactly one of public_unshopped_, by_shop_ or by_user_, and
-    // public events also in public_;
+    // Every retained private event is in by_user_; every public one in public_ and in either
+    // public_unshopped_ or by_shop_.
     SeqIndex public_;            // public events (what a connection without shops sees)
     SeqIndex public_unshopped_;  // public events that name no shop
     std::unordered_map<std::string, SeqIndex> by_shop_;  // public events of each shop

@@ -339,12 +339,16 @@ void Hub::request_close(Session& session, int code, std::string reason) {
     transport_.wake(session);
 }
 
-bool Hub::take_action_token(Session& session) {
+void Hub::refill_action_tokens(Session& session) {
     const std::int64_t now = clock_();
     const double elapsed = static_cast<double>(now - session.action_tokens_at_ms) / 1000.0;
     session.action_tokens_at_ms = now;
     session.action_tokens = std::min(limits_.action_burst,
                                      session.action_tokens + elapsed * limits_.actions_per_second);
+}
+
+bool Hub::take_action_token(Session& session) {
+    refill_action_tokens(session);
     if (session.action_tokens < 1) return false;
     session.action_tokens -= 1;
     return true;
@@ -359,11 +363,15 @@ void Hub::on_binary_message(Session& session) {
     refuse_action(session, "binary messages are not supported; send JSON text");
 }
 
-void Hub::on_control_frame(Session& session) {
-    if (session.close) return;
-    if (!take_action_token(session)) {
-        request_close(session, kClosePolicyViolation, "too many messages");
-    }
+std::int64_t Hub::on_control_frame(Session& session) {
+    if (session.close) return 0;
+    refill_action_tokens(session);
+    session.action_tokens -= 1;
+    if (session.action_tokens >= 0) return 0;
+    // In debt by at most this one frame: nothing more is read until the budget is back above
+    // zero, so a flood of pings costs one read and one PONG per refilled action.
+    const double wait_ms = -session.action_tokens / limits_.actions_per_second * 1000.0;
+    return std::max<std::int64_t>(1, static_cast<std::int64_t>(wait_ms + 0.999));
 }
 
 void Hub::on_text_message(Session& session, std::string_view text) {
@@ -460,7 +468,9 @@ void Hub::handle_resume(Session& session, std::string_view since) {
             // One rewind per connection is all a page needs (it resumes once, on connect);
             // more would let one connection make the daemon replay the same span repeatedly.
             metrics_.count_resume(ResumeOutcome::refused);
-            refuse_action(session, kSecondRewind);
+            // Not a strike: the refusal costs one small frame, the action budget bounds how
+            // often, and closing would only turn the sender into a costlier reconnect loop.
+            send_control(session, control::error(kSecondRewind));
             return;
         }
         session.rewound = true;

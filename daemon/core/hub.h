@@ -62,8 +62,10 @@ class Hub final : public EventSink {
 
     void on_text_message(Session& session, std::string_view text);
     void on_binary_message(Session& session);
-    // A ping or pong from the browser: charged to the same action budget as its messages.
-    void on_control_frame(Session& session);
+    // A ping or pong from the browser, charged to the same action budget as its messages.
+    // Beyond the budget it is not refused (lws has answered it already) but owed: the answer
+    // is how many milliseconds the transport should stop reading from this connection.
+    std::int64_t on_control_frame(Session& session);
     void release_hold(Session& session);
 
     // The connection can take a write again (lws' WRITEABLE): sends what is due to it.
@@ -91,6 +93,7 @@ class Hub final : public EventSink {
     void send_control(Session& session, std::string message);
     void refuse_action(Session& session, std::string_view message);
     void request_close(Session& session, int code, std::string reason);
+    void refill_action_tokens(Session& session);
     bool take_action_token(Session& session);
     std::size_t count_recipients(const StoredEvent& event) const;
     void fan_out_to(Session& session, std::uint64_t first_new_seq);

@@ -14,9 +14,11 @@
 
 namespace shopcast {
 
-// SHA-256 of what makes two publishes "the same event": the type and the validated JSON
-// shopcast-fcgi re-serialised (so whitespace or escaping differences in the bot's body do not
-// count, a different field value does).
+// SHA-256 of what makes two publishes "the same event": the type and the validated JSON object
+// shopcast-fcgi forwards, which is the body's bytes without the whitespace around it, exactly
+// what browsers would be sent. A retry resends the same bytes; any other body (another value,
+// another order of fields, other spacing inside) would deliver something else, so it is
+// another event.
 RequestDigest request_digest(const ipc::PublishRequest& request);
 
 // What a key lookup found.

@@ -22,6 +22,8 @@ struct ConnectionData {
     Session* session;
     bool binary_message;
     bool writeable_requested;  // we asked for the next SERVER_WRITEABLE
+    lws* wsi;
+    lws_sorted_usec_list_t resume_reading;  // scheduled while reading is paused
 };
 
 // lws answers a browser's PING itself and tells the protocol nothing: it stashes the payload,
@@ -40,6 +42,22 @@ void request_writeable(lws* wsi) {
 
 WebSocketContext& context_of(lws* wsi) {
     return *static_cast<WebSocketContext*>(lws_get_vhost_user(lws_get_vhost(wsi)));
+}
+
+// A ping or pong beyond the action budget pauses reading from the connection until the budget
+// is back (Hub::on_control_frame says how long): the flood then waits in the socket buffers and
+// in the sender, costing nothing here, while events keep flowing to the connection.
+void resume_reading(lws_sorted_usec_list_t* scheduled) {
+    auto* data = lws_container_of(scheduled, ConnectionData, resume_reading);
+    lws_rx_flow_control(data->wsi, 1);
+}
+
+void charge_control_frame(lws* wsi, ConnectionData& data) {
+    const std::int64_t pause_ms = context_of(wsi).hub->on_control_frame(*data.session);
+    if (pause_ms <= 0) return;
+    lws_rx_flow_control(wsi, 0);
+    lws_sul_schedule(lws_get_context(wsi), 0, &data.resume_reading, resume_reading,
+                     pause_ms * LWS_US_PER_MS);
 }
 
 std::string header(lws* wsi, lws_token_indexes token) {
@@ -91,6 +109,7 @@ void open_connection(lws* wsi, ConnectionData& data) {
     WebSocketContext& context = context_of(wsi);
     Session& session = context.hub->open_session(client_address(wsi, context), wsi);
     data.session = &session;
+    data.wsi = wsi;
     watch_frames(wsi);
     if (context.live_hold_ms > 0) {
         lws_set_timer_usecs(wsi, context.live_hold_ms * LWS_US_PER_MS);
@@ -204,9 +223,7 @@ int callback(lws* wsi, lws_callback_reasons reason, void* user, void* in, std::s
             if (data == nullptr || data->session == nullptr) return -1;
             return receive_fragment(wsi, *data, {static_cast<const char*>(in), len});
         case LWS_CALLBACK_RECEIVE_PONG:
-            if (data != nullptr && data->session != nullptr) {
-                context_of(wsi).hub->on_control_frame(*data->session);
-            }
+            if (data != nullptr && data->session != nullptr) charge_control_frame(wsi, *data);
             return 0;
         case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
             // `in` is the close frame's payload: a 2-byte code, then the reason.
@@ -217,13 +234,14 @@ int callback(lws* wsi, lws_callback_reasons reason, void* user, void* in, std::s
             return answer_peer_close(wsi, {static_cast<const char*>(in), len});
         case LWS_CALLBACK_SERVER_WRITEABLE:
             if (data == nullptr || data->session == nullptr) return 0;
-            if (!data->writeable_requested) context_of(wsi).hub->on_control_frame(*data->session);
+            if (!data->writeable_requested) charge_control_frame(wsi, *data);
             data->writeable_requested = false;
             return write_next(wsi, *data->session);
         case LWS_CALLBACK_CLOSED:
             stop_watching_frames(wsi);
             // Also raised for connections refused before ESTABLISHED, with no session yet.
             if (data != nullptr && data->session != nullptr) {
+                lws_sul_cancel(&data->resume_reading);
                 context_of(wsi).hub->close_session(*data->session);
                 data->session = nullptr;
             }

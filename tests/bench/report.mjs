@@ -58,7 +58,8 @@ export function metrics({ results, settings }) {
     const held = (system, n) => sessions(system).find((x) => x.n === n && x.connect)?.connect ?? null;
     const publish = (system) => sessions(system).find((r) => r.publish)?.publish ?? null;
     const post = (system) => sessions(system).find((r) => r.post)?.post ?? null;
-    return { sessions, latency, cpu, cpuOf, ramp, bestRamp, rampText, burst, memory, held, publish, post };
+    const flood = (system) => sessions(system).find((r) => r.flood)?.flood ?? null;
+    return { sessions, latency, cpu, cpuOf, ramp, bestRamp, rampText, burst, memory, held, publish, post, flood };
 }
 
 // The headline rows: [label, value(system) -> number | null, lower-is-better]
@@ -304,6 +305,34 @@ export function renderReport(report, { chart }) {
             `${f(post?.publish.postsPerSec, 0)} | ${f(post?.publish.replyP50, 1)} | ${f(post?.publish.replyP99, 1)} | ${f(post?.publish.replyMax, 1)} | ${statuses} | ${post ? `${post.received}/${post.expected}` : '–'} |`);
     }
     p();
+
+    const flood = m.flood('shopcast');
+    if (flood) {
+        p('### Hostile clients beside a normal page');
+        p();
+        p(`One normal page (no subscriptions) and a bot POSTing 25 events/s for ${flood.seconds} s, first quiet, then beside 200 connections from the same ` +
+            `address, each subscribed to 99 shops that get no events and sending \`resume\` 18×/s from the oldest of ${int(flood.history)} retained events, ` +
+            'then beside 8 connections sending PINGs as fast as their sockets take them (tests/lib/flood.mjs). The goal: every POST 200, every event ' +
+            'delivered in order, POST and delivery p99 within 2× of the quiet run.');
+        p();
+        p('| run | POSTs | replies | delivered in order | POST p50 ms | POST p99 ms | delivery p99 ms | POST p99 / quiet | delivery p99 / quiet | new connection\'s hello ms | the flood |');
+        p('|---|---:|---|---|---:|---:|---:|---:|---:|---:|---|');
+        const floodText = (run) => {
+            if (!run.flood) return '';
+            const closes = Object.entries(run.flood.closes).map(([code, count]) => `${count}× ${code}`).join(', ') || 'none';
+            const sent = run.flood.resumes ? `${int(run.flood.resumes)} resumes (${int(run.flood.errors)} refused)` : `${int(run.flood.pings)} PINGs`;
+            return `${sent}; ${int(run.flood.opened)} connections opened; closes: ${closes}`;
+        };
+        for (const [label, run] of [['quiet', flood.quiet], ['resume flood', flood.resume], ['PING flood', flood.ping]]) {
+            if (!run) continue;
+            const statuses = Object.entries(run.statuses).map(([k, v]) => `${k}×${v}`).join(' ');
+            const inOrder = run.receivedIds.join() === run.sentIds.join();
+            p(`| ${label} | ${int(run.posts)} | ${statuses} | ${inOrder ? 'yes' : 'no'} (${int(run.receivedIds.length)}/${int(run.sentIds.length)}) | ${f(run.postP50, 1)} | ` +
+                `${f(run.postP99, 1)} | ${f(run.deliveryP99, 1)} | ${run === flood.quiet ? '' : times(ratio(run.postP99, flood.quiet.postP99))} | ` +
+                `${run === flood.quiet ? '' : times(ratio(run.deliveryP99, flood.quiet.deliveryP99))} | ${run.helloMs === undefined ? '' : f(run.helloMs, 1)} | ${floodText(run)} |`);
+        }
+        p();
+    }
 
     if (failures.length) {
         p('### Problems during the run');

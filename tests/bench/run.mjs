@@ -16,6 +16,11 @@
 //   publish  publish-only POSTs/s with BENCH_INFLIGHT (8) in flight, no clients, BENCH_PUBLISH_SECONDS (5)
 //   post     POST latency with BENCH_INFLIGHT in flight while BENCH_POST_N (2000) clients receive
 //            BENCH_POST_EVENTS (200) events of BENCH_POST_BYTES (1500)
+//   flood    Shopcast only: a normal page and a bot POSTing 25 events/s for BENCH_FLOOD_SECONDS (10),
+//            quiet, then beside 200 connections resuming from an old cursor 18×/s (99 quiet shops
+//            each, a history of BENCH_FLOOD_HISTORY (9000) events, the oldest of which must
+//            stay retained by the default 10,000), then beside 8 PING floods
+//            (tests/lib/flood.mjs): POST p50/p99 and delivery p99 against the quiet run
 // Other knobs: BENCH_SYSTEMS, BENCH_HEAVY_SKIP ("node": left out at N >= 10000), BENCH_CLIENT_PROCS (2),
 // BENCH_SETTLE_MS (2000), BENCH_WARM_EVENTS (20), BENCH_OUTPUT (BENCHMARKS.md; "-": print only),
 // BENCH_MAX_SECONDS (1140: everything started is killed after it), BENCH_SMOKE=1 (a tiny run of every
@@ -33,6 +38,7 @@ import {
     connectClients, killAllClients, measuredRun, now, ok2xx, publishAtRate, publishClosedLoop, publishOne, stopClients, waitFor,
 } from './load.mjs';
 import { cpuSnapshot, memoryDelta, memorySnapshot } from './procfs.mjs';
+import { floodScenario, jsonPoster } from '../lib/flood.mjs';
 import { MAX_CLIENTS, SkipSystem, SYSTEMS, start } from './systems.mjs';
 
 const execFileAsync = promisify(execFile);
@@ -44,10 +50,11 @@ const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 const smoke = process.env.BENCH_SMOKE === '1';
 const defaults = smoke
     ? { latency: '200x5', runSeconds: 2, rampN: '200', ramp: '1000 2000', stepSeconds: 1, burstN: 200, burstReps: 2,
-        memoryN: '200', wssN: 200, publishSeconds: 1, postN: 200, postEvents: 20, settleMs: 300, warmEvents: 5, maxSeconds: 300 }
+        memoryN: '200', wssN: 200, publishSeconds: 1, postN: 200, postEvents: 20, settleMs: 300, warmEvents: 5, maxSeconds: 300,
+        floodSeconds: 2, floodHistory: 500 }
     : { latency: '1000x10 5000x2', runSeconds: 12, rampN: '1000 10000', ramp: '5000 10000 20000 40000 60000 80000 100000 130000 160000 200000 250000',
         stepSeconds: 3, burstN: 10000, burstReps: 5, memoryN: '10000 19000', wssN: 2000, publishSeconds: 5, postN: 2000,
-        postEvents: 200, settleMs: 2000, warmEvents: 20, maxSeconds: 1140 };
+        postEvents: 200, settleMs: 2000, warmEvents: 20, maxSeconds: 1140, floodSeconds: 10, floodHistory: 9000 };
 
 function fail(message) {
     console.error(message);
@@ -72,7 +79,8 @@ function envInts(name, fallback, min, max) {
     });
 }
 
-const SCENARIOS = ['latency', 'ramp', 'burst', 'memory', 'publish', 'post'];
+const SCENARIOS = ['latency', 'ramp', 'burst', 'memory', 'publish', 'post', 'flood'];
+const FLOOD_SOCKETS = 211; // 200 resuming + 8 pinging + the page, a hello probe, spares
 const MAX_N = 19500; // three load-generator processes; one server process holds them all
 const settings = {
     smoke,
@@ -96,6 +104,8 @@ const settings = {
     postN: envInt('BENCH_POST_N', defaults.postN, 1, MAX_N),
     postEvents: envInt('BENCH_POST_EVENTS', defaults.postEvents, 1, 100000),
     postBytes: envInt('BENCH_POST_BYTES', 1500, 0, 60000),
+    floodSeconds: envInt('BENCH_FLOOD_SECONDS', defaults.floodSeconds, 1, 120),
+    floodHistory: envInt('BENCH_FLOOD_HISTORY', defaults.floodHistory, 1, 9000),
     heavySkip: envList('BENCH_HEAVY_SKIP', smoke ? '' : 'node'),
     heavyN: 10000,
     clientProcs: envInt('BENCH_CLIENT_PROCS', 2, 1, 16),
@@ -133,12 +143,14 @@ function buildPlan() {
     if (on('ramp')) for (const n of settings.rampN) add(n, { kind: 'ramp' });
     if (on('post')) add(settings.postN, { kind: 'post', only: settings.systems.filter(hasPublishApi) });
     if (on('publish')) add(0, { kind: 'publish', only: settings.systems.filter(hasPublishApi) });
+    // Sized (nginx's worker connections) for the flood's sockets; it connects no bench clients.
+    if (on('flood')) add(FLOOD_SOCKETS, { kind: 'flood', only: ['shopcast'] });
     if (on('burst')) add(settings.burstN, { kind: 'burst' });
     if (on('memory')) {
         for (const n of settings.memoryN) add(n, { kind: 'memory' });
         if (settings.wssN > 0) add(settings.wssN, { kind: 'memory', only: ['shopcast-direct'] }, true);
     }
-    const order = ['memory', 'latency', 'ramp', 'burst', 'post', 'publish'];
+    const order = ['memory', 'latency', 'ramp', 'burst', 'post', 'publish', 'flood'];
     // Sessions of 10,000 clients or more after the rest: they take longest to connect.
     const ordered = [...groups.values()].sort((a, b) => (a.n >= settings.heavyN) - (b.n >= settings.heavyN));
     const sessions = [];
@@ -274,6 +286,14 @@ async function publishOnly(sys, name) {
     return result;
 }
 
+// The normal page's POST and delivery latency, quiet and beside each flood, in one session.
+async function floodRun(sys, name) {
+    return floodScenario({
+        wsUrl: sys.wsUrl, origin: sys.origin, post: jsonPoster(sys.publishUrl, sys.secret),
+        history: settings.floodHistory, seconds: settings.floodSeconds, log: (line) => log(`${name}: ${line}`),
+    });
+}
+
 // ------------------------------------------------------------------------------------------------
 // A session: one system, started fresh, at one client count.
 
@@ -307,6 +327,10 @@ async function runSession({ system, n, tls, tasks: todo }, tmpRoot) {
         if (!ok2xx(first.status)) throw new Error(`a publish with no clients answered ${first.status}`);
         if (n === 0) {
             result.publish = await publishOnly(sys, name);
+            return result;
+        }
+        if (result.tasks.every((kind) => kind === 'flood')) {
+            result.flood = await floodRun(sys, name);
             return result;
         }
         await sleep(500);
@@ -400,6 +424,10 @@ function smokeProblems(results, reportFile) {
             }
         }
         if (r.publish && r.publish.accepted !== r.publish.posts) problems.push(`${what}: ${r.publish.posts - r.publish.accepted} POSTs refused`);
+        for (const run of ['quiet', 'resume', 'ping'].map((k) => r.flood?.[k]).filter(Boolean)) {
+            const ok = run.statuses[200] === run.posts && run.receivedIds.join() === run.sentIds.join();
+            if (!ok) problems.push(`${what}, flood: ${JSON.stringify(run.statuses)}, delivered ${run.receivedIds.length}/${run.sentIds.length}`);
+        }
     }
     for (const system of settings.systems) {
         if (!results.some((r) => r.system === system && !r.skipped && !r.error)) {

@@ -187,6 +187,42 @@ describe('auth configured (bot token, bot id, test Ed25519 key)', () => {
     });
   }
 
+  test('a failed re-auth leaves the connection anonymous: no private event of the earlier user follows', async () => {
+    const c = await open(stack);
+    assert.deepEqual(await auth(c, hmacData(ALICE)), { type: 'auth_ok', userId: ALICE.id });
+    const before = await publishOk(stack, { type: 'order_status', orderId: nextId(), status: 'paid', userId: ALICE.id });
+    await c.waitForEvent(before.id);
+
+    // Stale initData for Bob: refused, and Alice's identity does not survive it.
+    const answer = await auth(c, hmacData(BOB, now() - MAX_AGE - 120));
+    assert.equal(answer.type, 'error', JSON.stringify(answer));
+    assert.match(answer.message, /auth_date too old/);
+    const forAlice = await publishOk(stack, { type: 'order_status', orderId: nextId(), status: 'shipped', userId: ALICE.id });
+    assert.equal(forAlice.recipients, 0, 'the connection no longer counts as Alice');
+    const pub = await publishOk(stack, { type: 'shop_updated', shopId: 1 });
+    await c.waitForEvent(pub.id);
+    assert.deepEqual(c.eventIds(), [before.id, pub.id], `private ${forAlice.id} must not reach it`);
+    assert.equal(c.closed, null);
+    await closeAll([c]);
+  });
+
+  test('failed auth is throttled per connection: after 5 failures even valid initData waits', async () => {
+    const c = await open(stack);
+    const forged = tamperName(hmacData(ALICE), 'Alice', 'Alicf');
+    for (let i = 0; i < 5; i++) {
+      const answer = await auth(c, forged);
+      assert.match(answer.message, /hash mismatch/, `attempt ${i + 1}`);
+    }
+    const throttled = await auth(c, hmacData(ALICE));
+    assert.equal(throttled.type, 'error');
+    assert.match(throttled.message, /too many failed attempts/);
+    assert.equal(c.closed, null, 'answered, not closed');
+    // Another connection is not affected.
+    const other = await open(stack);
+    assert.deepEqual(await auth(other, hmacData(ALICE)), { type: 'auth_ok', userId: ALICE.id });
+    await closeAll([c, other]);
+  });
+
   test('auth with initData that is not a string -> error', async () => {
     const c = await open(stack);
     c.send({ action: 'auth', initData: 42 });

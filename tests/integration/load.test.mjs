@@ -46,14 +46,14 @@ function cpuSeconds(pid) {
     return (Number(fields[11]) + Number(fields[12])) / 100; // utime + stime, in clock ticks
 }
 
-// A lightweight reader for crowds: keeps only the seq of each event's id (the id is the last
+// A lightweight reader for crowds: keeps only each event's id (the id is the last
 // member the daemon appends), so 2,000 of them fit one process.
 function openReader(url, origin) {
     return new Promise((resolve, reject) => {
         const ws = new WebSocket(url, { origin, perMessageDeflate: false, handshakeTimeout: 20000 });
         const reader = { ws, ids: [], closed: null, waiters: new Set() };
         ws.on('message', (data) => {
-            const text = data.toString('latin1', Math.max(0, data.length - 48));
+            const text = data.toString('latin1', Math.max(0, data.length - 80)); // a cursor is at most 49 characters
             const at = text.lastIndexOf('"id":"');
             if (at < 0) return;
             const id = text.slice(at + 6, text.indexOf('"', at + 6));

@@ -405,6 +405,32 @@ describe('Idempotency-Key', () => {
     await expectDelivered(later, event);
   });
 
+  test('the same key with another event -> 422 idempotency_key_reused, nothing published', async () => {
+    const key = `reused-${nextId()}`;
+    const event = validEvent({ note: 'first use of the key' });
+    const first = await publishOk(stack, event, { headers: { 'idempotency-key': key } });
+    await expectDelivered(first, event);
+
+    // Another event (one the listening page would receive), and a private one, under the same key.
+    for (const other of [validEvent({ note: 'another event' }), { type: 'order_status', orderId: nextId(), status: 'paid', userId: 302 }]) {
+      const res = await post(stack, other, { headers: { 'idempotency-key': key } });
+      assertJsonError(res, 422, 'idempotency_key_reused', `reused key for ${other.type}`);
+      assert.equal(typeof res.json.message, 'string');
+      assert.equal(res.json.id, undefined, 'no id: nothing was published');
+    }
+    // Nothing arrived in between: the next event follows the first directly.
+    await followWithValid('after a reused key');
+
+    // "The same body" is the same bytes browsers would get (whitespace around the object aside):
+    // a retry that resends them is a duplicate, a reformatted body is another event.
+    const retry = await post(stack, `\n  ${JSON.stringify(event)}\n`, { headers: { 'idempotency-key': key } });
+    assert.equal(retry.status, 200, retry.text);
+    assert.equal(retry.json.id, first.id);
+    const reformatted = await post(stack, JSON.stringify(event, null, 2), { headers: { 'idempotency-key': key } });
+    assertJsonError(reformatted, 422, 'idempotency_key_reused', 'reformatted body');
+    await followWithValid('after the retry');
+  });
+
   test('a key of 128 visible ASCII characters is accepted', async () => {
     const event = validEvent();
     const key = '!~'.repeat(64);

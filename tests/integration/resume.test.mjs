@@ -172,6 +172,59 @@ describe('resume on the default stack', () => {
     assert.deepEqual(c.events(), [{ ...event, id: reply.id }, { ...live, id: liveReply.id }]);
   });
 
+  // DESIGN.md "Cursors": an anonymous page must not learn from its ids how many events it could
+  // not see (someone's orders), nor a bare connect a counter from hello. Read as an observer
+  // would: the part every cursor shares, and what is left as a number.
+  test("two public events around five private ones: the anonymous page's ids say nothing about them; hellos are fresh", async () => {
+    const page = await open(stack);
+    const around = async (privateCount) => {
+      const before = await publishOk(stack, { type: 'shop_updated', shopId: 16, n: 1 });
+      for (let i = 0; i < privateCount; i++) {
+        await publishOk(stack, { type: 'order_status', orderId: nextId(), status: 'paid', userId: 302 });
+      }
+      const afterReply = await publishOk(stack, { type: 'shop_updated', shopId: 16, n: 2 });
+      await page.waitForEvent(afterReply.id);
+      return [before.id, afterReply.id];
+    };
+    const gap = await around(5);
+    const none = await around(0);
+    const hellos = [];
+    for (let i = 0; i < 3; i++) {
+      const bare = await open(stack, { resume: false });
+      hellos.push(bare.hello.id);
+      await closeAll([bare]);
+    }
+    assert.deepEqual(page.eventIds(), [...gap, ...none], 'the anonymous page gets only the public events');
+    const all = [...gap, ...none, ...hellos];
+    const shared = all.reduce((prefix, id) => {
+      let n = 0;
+      while (n < prefix.length && prefix[n] === id[n]) n++;
+      return prefix.slice(0, n);
+    });
+    for (const id of all) assert.equal(id.length, all[0].length, `one length for every cursor: ${id}`);
+    // What differs is a block as long as a 128-bit random value; read as a number, consecutive
+    // ids are as far apart with five hidden events between them as with none, and as hellos.
+    const rest = all.map((id) => BigInt(`0x${id.slice(shared.length).replace(/[^0-9a-f]/gi, '0')}`));
+    assert.ok(all[0].length - shared.length >= 24, `ids differ in ${all[0].length - shared.length} characters only`);
+    const distance = (a, b) => (a > b ? a - b : b - a);
+    for (const [a, b] of [[0, 1], [2, 3], [1, 2], [4, 5], [5, 6]]) {
+      assert.ok(distance(rest[a], rest[b]) > 2n ** 64n, `${all[a]} and ${all[b]} are close as numbers`);
+    }
+    assert.equal(new Set(hellos).size, hellos.length, 'every hello differs, with nothing published between them');
+    // Opaque, yet still ordered for resume: from the first id, exactly the three public events after it.
+    const back = await open(stack, { resume: false });
+    back.send({ action: 'resume', since: gap[0] });
+    await back.waitForEvent(none[1]);
+    assert.deepEqual(back.eventIds(), [gap[1], ...none]);
+    // And from a hello: nothing was published since.
+    const fromHello = await open(stack, { resume: false });
+    fromHello.send({ action: 'resume', since: hellos.at(-1) });
+    const live = await publishOk(stack, { type: 'shop_updated', shopId: 16, n: 3 });
+    await fromHello.waitForEvent(live.id);
+    assert.deepEqual(fromHello.eventIds(), [live.id]);
+    await closeAll([page, back, fromHello]);
+  });
+
   describe('resync for every cursor that cannot be replayed', () => {
     let current;
     before(async () => {
@@ -181,6 +234,7 @@ describe('resume on the default stack', () => {
     // Cursors are opaque (DESIGN.md): a client only ever sends one it was given. The format's
     // own edge cases (other epoch, future or non-numeric sequence) are tests/unit/cursor_test.cpp's.
     test('a cursor with characters appended', () => expectResync(stack, `${current}0x`, 'appended'));
+    test('a cursor with one character changed', () => expectResync(stack, `${current.slice(0, -1)}${current.endsWith('0') ? '1' : '0'}`, 'garbled'));
     test('an empty since is a malformed action -> error, then live delivery', async () => {
       const c = await open(stack, { resume: false });
       c.send({ action: 'resume', since: '' });

@@ -8,6 +8,7 @@
 #include <gtest/gtest.h>
 #include <rapidjson/document.h>
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <limits>
@@ -220,6 +221,45 @@ TEST(History, CountLimitOfOne) {
         EXPECT_EQ(history.first_retained_seq(), n);
         EXPECT_NE(history.find(n), nullptr);
         EXPECT_EQ(history.find(n - 1), nullptr);
+    }
+}
+
+// The indexes answer what a walk through the history with may_receive() would, for every
+// audience and starting point, while events come and go.
+TEST(History, NextVisibleAgreesWithAWalk) {
+    History history(test_epoch(kEpoch), 50, 1 << 20);
+    const std::vector<std::string> shops = {"", "1", "2", "3", "x"};
+    const std::vector<std::string> users = {"", "", "", "301", "302"};
+    std::vector<Audience> audiences;
+    for (const std::string& user : {std::string(), std::string("301")}) {
+        for (const std::vector<std::string>& subscribed :
+             std::vector<std::vector<std::string>>{{}, {"1"}, {"2", "x"}, {"9"}}) {
+            audiences.push_back(Audience{user, subscribed});
+        }
+    }
+    std::uint64_t state = 12345;
+    auto next_random = [&state] {
+        state = state * 6364136223846793005u + 1442695040888963407u;
+        return static_cast<std::size_t>(state >> 33);
+    };
+    for (int n = 1; n <= 400; ++n) {
+        history.append(event_json(static_cast<std::uint64_t>(n)),
+                       shops[next_random() % shops.size()], users[next_random() % users.size()]);
+        if (n % 7 != 0) continue;
+        for (const Audience& audience : audiences) {
+            for (std::uint64_t from = history.first_retained_seq() - 1;
+                 from <= history.last_seq() + 1; ++from) {
+                std::uint64_t walked = std::max(from, history.first_retained_seq());
+                while (walked <= history.last_seq()) {
+                    const StoredEvent* event = history.find(walked);
+                    if (may_receive(audience, event->shop_id, event->user_id)) break;
+                    ++walked;
+                }
+                ASSERT_EQ(history.next_visible(audience, from), walked)
+                    << "after " << n << " events, from " << from << ", user '" << audience.user_id
+                    << "', " << audience.shops.size() << " shops";
+            }
+        }
     }
 }
 

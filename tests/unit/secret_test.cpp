@@ -5,6 +5,10 @@
 #include "common/config.h"
 
 #include <gtest/gtest.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <cstddef>
 #include <string>
@@ -135,6 +139,25 @@ TEST(SecretVerifier, IndependentVerifiersAgree) {
     EXPECT_TRUE(b.matches(kCurrent));
     EXPECT_TRUE(a.matches(kPrevious));
     EXPECT_FALSE(b.matches(kPrevious));
+}
+
+// In a child, so the test binary itself keeps its core limit: afterwards the process can
+// neither dump core nor be dumped.
+TEST(ForbidCoreDumps, LeavesNoCoreLimitAndNotDumpable) {
+    const pid_t child = ::fork();
+    ASSERT_GE(child, 0);
+    if (child == 0) {
+        forbid_core_dumps();
+        rlimit limit{};
+        const bool no_core =
+            ::getrlimit(RLIMIT_CORE, &limit) == 0 && limit.rlim_cur == 0 && limit.rlim_max == 0;
+        const bool not_dumpable = ::prctl(PR_GET_DUMPABLE, 0, 0, 0, 0) == 0;
+        ::_exit(no_core && not_dumpable ? 0 : 1);
+    }
+    int status = 0;
+    ASSERT_EQ(::waitpid(child, &status, 0), child);
+    ASSERT_TRUE(WIFEXITED(status));
+    EXPECT_EQ(WEXITSTATUS(status), 0);
 }
 
 }  // namespace
