@@ -110,7 +110,10 @@ describe('GET /metrics after known traffic', () => {
     assert.match(refusal.message, /auth failed/);
 
     const ids = [];
-    for (const event of events) ids.push((await publishOk(stack, event)).id);
+    const key = `metrics-${process.pid}-${Date.now()}`;
+    for (const event of events) ids.push((await publishOk(stack, event, event === events.at(-1) ? { headers: { 'Idempotency-Key': key } } : {})).id);
+    // One Idempotency-Key reused for another event: 422, nothing published.
+    assertJsonError(await post(stack, events[0], { headers: { 'Idempotency-Key': key } }), 422, 'idempotency_key_reused', 'reused key');
     // One publish refused for its secret.
     assertJsonError(await post(stack, events[0], { secret: 'x'.repeat(48) }), 401, 'unauthorized', 'wrong secret');
     for (const c of clients) {
@@ -152,6 +155,7 @@ describe('GET /metrics after known traffic', () => {
     assert.equal(delta('shopcast_auth_total{result="ok"}'), 0);
     assert.equal(delta('shopcast_publish_requests_total{status="200"}'), M, 'publishes answered 200');
     assert.equal(delta('shopcast_publish_requests_total{status="401"}'), 1, 'publishes answered 401');
+    assert.equal(delta('shopcast_publish_requests_total{status="422"}'), 1, 'publishes answered 422');
     assert.equal(delta('shopcast_publish_ack_duration_seconds_count'), M, 'acks timed');
     assert.equal(delta('shopcast_publish_ack_duration_seconds_bucket{le="+Inf"}'), M);
     assert.ok(delta('shopcast_publish_ack_duration_seconds_sum') > 0);
