@@ -308,4 +308,15 @@ std::vector<std::string> split_list(std::string_view text) {
     return items;
 }
 
+SettingSpec log_level_spec() {
+    return {"log-level", "SHOPCAST_LOG_LEVEL", "info",
+            "least severe lines logged: error, warning, info or debug"};
+}
+
+LogLevel log_level_setting(const Settings& settings) {
+    const std::string name = settings.text("log-level", "info");
+    if (std::optional<LogLevel> level = parse_log_level(name)) return *level;
+    throw ConfigError("SHOPCAST_LOG_LEVEL must be error, warning, info or debug");
+}
+
 }  // namespace shopcast

@@ -9,6 +9,8 @@
 #include <string_view>
 #include <vector>
 
+#include "common/log.h"
+
 namespace shopcast {
 
 // A start-up error; main() prints its message as one line and exits non-zero.
@@ -94,6 +96,10 @@ class Settings {
     bool help_requested_ = false;
 };
 
+// SHOPCAST_LOG_LEVEL (--log-level), the same setting in both programs.
+SettingSpec log_level_spec();
+// Throws ConfigError for a value other than error, warning, info or debug.
+LogLevel log_level_setting(const Settings& settings);
 // `NAME=value` lines as systemd's EnvironmentFile= reads them: blank lines and lines starting
 // with `#` or `;` are skipped, `export ` before a name is allowed, a value may be wrapped in
 // single or double quotes. Throws ConfigError naming the line of anything else. Names the

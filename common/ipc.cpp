@@ -3,7 +3,12 @@
 namespace shopcast::ipc {
 namespace {
 
-enum class MessageKind : std::uint8_t { publish_request = 1, publish_ack = 2 };
+enum class MessageKind : std::uint8_t {
+    publish_request = 1,
+    publish_ack = 2,
+    query = 3,
+    query_reply = 4,
+};
 
 void put_u32(std::string& out, std::uint32_t value) {
     out.push_back(static_cast<char>((value >> 24) & 0xff));
@@ -111,6 +116,45 @@ std::optional<PublishAck> decode_ack(std::string_view payload) {
     if (!ok || !cursor.at_end() || status > std::uint32_t(kLastAckStatus)) return std::nullopt;
     ack.status = static_cast<AckStatus>(status);
     return ack;
+}
+
+std::string encode_query(Query query) {
+    std::string payload;
+    payload.push_back(static_cast<char>(MessageKind::query));
+    put_u32(payload, static_cast<std::uint32_t>(query));
+    return finish_frame(std::move(payload));
+}
+
+std::string encode_query_reply(const QueryReply& reply) {
+    std::string payload;
+    payload.push_back(static_cast<char>(MessageKind::query_reply));
+    put_u32(payload, reply.ok ? 1 : 0);
+    put_field(payload, reply.text);
+    return finish_frame(std::move(payload));
+}
+
+std::optional<Query> decode_query(std::string_view payload) {
+    FieldCursor cursor(payload);
+    std::uint32_t query = 0;
+    if (!cursor.take_kind(MessageKind::query) || !cursor.take_u32(query) || !cursor.at_end()) {
+        return std::nullopt;
+    }
+    if (query != std::uint32_t(Query::metrics) && query != std::uint32_t(Query::health)) {
+        return std::nullopt;
+    }
+    return static_cast<Query>(query);
+}
+
+std::optional<QueryReply> decode_query_reply(std::string_view payload) {
+    QueryReply reply;
+    FieldCursor cursor(payload);
+    std::uint32_t ok = 0;
+    if (!cursor.take_kind(MessageKind::query_reply) || !cursor.take_u32(ok) ||
+        !cursor.take_field(reply.text) || !cursor.at_end() || ok > 1) {
+        return std::nullopt;
+    }
+    reply.ok = ok == 1;
+    return reply;
 }
 
 bool FrameReader::feed(std::string_view bytes) {

@@ -38,13 +38,29 @@ struct PublishAck {
     std::uint32_t recipients = 0;
 };
 
+// Operators' questions to the daemon (GET /metrics, GET /health/ready through shopcast-fcgi),
+// on the same connection as publishing, one request and one reply at a time.
+enum class Query : std::uint8_t {
+    metrics = 1,  // the daemon's families in Prometheus' text format
+    health = 2,   // whether the daemon can accept and deliver events now
+};
+
+struct QueryReply {
+    bool ok = false;   // health: ready; metrics: always true
+    std::string text;  // metrics: the exposition text; health: why not ready (empty when ready)
+};
+
 // Each returns a complete frame, header included.
 std::string encode_request(const PublishRequest& request);
 std::string encode_ack(const PublishAck& ack);
+std::string encode_query(Query query);
+std::string encode_query_reply(const QueryReply& reply);
 
 // Each takes one payload (without header); nullopt when it is malformed.
 std::optional<PublishRequest> decode_request(std::string_view payload);
 std::optional<PublishAck> decode_ack(std::string_view payload);
+std::optional<Query> decode_query(std::string_view payload);
+std::optional<QueryReply> decode_query_reply(std::string_view payload);
 
 // Reassembles frames from a byte stream that arrives split or coalesced at any boundary.
 class FrameReader {

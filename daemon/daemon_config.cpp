@@ -72,6 +72,7 @@ std::vector<SettingSpec> daemon_setting_specs() {
         {"auth-max-age", "SHOPCAST_AUTH_MAX_AGE", "86400", "oldest accepted auth_date, seconds"},
         {"telegram-public-key", "SHOPCAST_TELEGRAM_PUBLIC_KEY", "Telegram's production key",
          "Ed25519 key (hex) that signs initData"},
+        log_level_spec(),
     };
 }
 
@@ -217,6 +218,7 @@ DaemonConfig load(const Settings& settings, const DaemonConfig* running) {
         static_cast<std::int64_t>(settings.number("auth-max-age", 86400, 1, 365ull * 86400));
     auto key = settings.raw("telegram-public-key");
     config.auth.public_key = key ? parse_public_key(*key) : telegram_production_public_key();
+    config.log_level = log_level_setting(settings);
     return config;
 }
 

@@ -41,6 +41,7 @@ struct DaemonConfig {
     std::int64_t idempotency_ttl_seconds = 300;
     std::string state_directory;  // empty: every start is a new epoch
     TelegramAuthConfig auth;      // holds the key derived from the bot token, never the token
+    LogLevel log_level = LogLevel::info;
 };
 
 std::vector<SettingSpec> daemon_setting_specs();

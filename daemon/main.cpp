@@ -30,7 +30,9 @@ int main(int argc, char** argv) {
             const shopcast::Settings now(argc, argv, shopcast::daemon_setting_specs());
             return shopcast::reload_daemon_config(now, running);
         };
-        return shopcast::run_daemon(shopcast::load_daemon_config(settings), reload);
+        shopcast::DaemonConfig config = shopcast::load_daemon_config(settings);
+        shopcast::set_log_level(config.log_level);
+        return shopcast::run_daemon(std::move(config), reload);
     } catch (const shopcast::ConfigError& error) {
         shopcast::log_line(shopcast::LogLevel::error, error.what());
         return 2;

@@ -44,8 +44,29 @@ DaemonClient::DaemonClient(std::string socket_path, std::chrono::milliseconds ac
 }
 
 std::optional<ipc::PublishAck> DaemonClient::forward(const ipc::PublishRequest& request) {
+    const std::optional<std::string> payload = exchange(ipc::encode_request(request));
+    if (!payload) return std::nullopt;
+    std::optional<ipc::PublishAck> ack = ipc::decode_ack(*payload);
+    if (!ack) {
+        report_failure("garbled acknowledgement from shopcastd");
+        drop_connection();
+    }
+    return ack;
+}
+
+std::optional<ipc::QueryReply> DaemonClient::query(ipc::Query query) {
+    const std::optional<std::string> payload = exchange(ipc::encode_query(query));
+    if (!payload) return std::nullopt;
+    std::optional<ipc::QueryReply> reply = ipc::decode_query_reply(*payload);
+    if (!reply) {
+        report_failure("garbled reply from shopcastd");
+        drop_connection();
+    }
+    return reply;
+}
+
+std::optional<std::string> DaemonClient::exchange(std::string_view frame) {
     const auto deadline = Clock::now() + ack_timeout_;
-    const std::string frame = ipc::encode_request(request);
     drop_if_closed_by_peer();
     // A kept connection may have died with a daemon restart just now. A send that fails on it
     // never delivered a whole frame, so one more try on a fresh connection cannot duplicate.
@@ -64,14 +85,14 @@ std::optional<ipc::PublishAck> DaemonClient::forward(const ipc::PublishRequest& 
             drop_connection();
             return std::nullopt;
         }
-        std::optional<ipc::PublishAck> ack = receive_ack(deadline);
-        if (!ack) {
+        std::optional<std::string> reply = receive_reply(deadline);
+        if (!reply) {
             drop_connection();
             return std::nullopt;
         }
         if (failing_) log_line(LogLevel::info, "shopcastd reachable again at " + socket_path_);
         failing_ = false;
-        return ack;
+        return reply;
     }
     return std::nullopt;
 }
@@ -128,21 +149,16 @@ DaemonClient::SendResult DaemonClient::send_frame(std::string_view frame,
     return SendResult::sent;
 }
 
-std::optional<ipc::PublishAck> DaemonClient::receive_ack(Clock::time_point deadline) {
+std::optional<std::string> DaemonClient::receive_reply(Clock::time_point deadline) {
     std::array<char, 4096> buffer;
     for (;;) {
         if (std::optional<std::string> payload = reader_.next_payload()) {
-            std::optional<ipc::PublishAck> ack = ipc::decode_ack(*payload);
-            if (!ack) {
-                report_failure("garbled acknowledgement from shopcastd");
-                return std::nullopt;
-            }
-            // One request, one ack: anything more means the stream is out of step.
+            // One request, one reply: anything more means the stream is out of step.
             if (reader_.buffered_bytes() != 0) {
-                report_failure("unexpected bytes after an acknowledgement from shopcastd");
+                report_failure("unexpected bytes after a reply from shopcastd");
                 drop_connection();
             }
-            return ack;
+            return payload;
         }
         if (!wait_for(connection_.get(), POLLIN, deadline)) {
             report_failure("no acknowledgement from shopcastd within " +
@@ -181,6 +197,7 @@ void DaemonClient::drop_connection() {
 }
 
 void DaemonClient::report_failure(std::string_view what) {
+    last_failure_ = what;
     if (failing_) return;
     failing_ = true;
     log_line(LogLevel::warning, std::string(what) + "; answering 503 until shopcastd is back");

@@ -47,6 +47,7 @@ std::vector<SettingSpec> setting_specs() {
          "seconds over which wrong secrets are counted"},
         {"secret-lockout", "SHOPCAST_SECRET_LOCKOUT", std::to_string(throttle.lockout.count()),
          "seconds a locked-out address gets 429, whatever secret it sends"},
+        log_level_spec(),
     };
 }
 
@@ -122,6 +123,7 @@ FcgiConfig load_config(const Settings& settings, const SecretVerifier* running) 
         std::chrono::milliseconds(settings.number("ack-timeout-ms", 1000, 1, 60'000));
     config.policy.require_user_for = require_user_for(settings);
     config.throttle = throttle_settings(settings);
+    config.log_level = log_level_setting(settings);
     config.secret.emplace(make_verifier(settings, running));
     return config;
 }

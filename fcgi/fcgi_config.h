@@ -6,6 +6,7 @@
 #include <string>
 
 #include "common/event.h"
+#include "common/log.h"
 #include "common/secret.h"
 #include "fcgi/secret_throttle.h"
 
@@ -23,6 +24,7 @@ struct FcgiConfig {
     ValidationPolicy policy;
     std::chrono::milliseconds ack_timeout{1000};
     ThrottleSettings throttle;  // failed-secret lockout and the bot's exempt addresses
+    LogLevel log_level = LogLevel::info;
 };
 
 struct CommandLine {
@@ -39,8 +41,8 @@ CommandLine parse_command_line(int argc, char** argv);
 // Throws ConfigError like parse_command_line; the caller keeps `running` then.
 FcgiConfig reload_config(int argc, char** argv, const FcgiConfig& running);
 
-// What a reload changes while requests are served: the secrets and INTERNAL_SECRET /
-// SHOPCAST_REQUIRE_USER_FOR. The names of settings that differ but only take effect at the
+// What a reload changes while requests are served: the secrets, SHOPCAST_REQUIRE_USER_FOR and
+// SHOPCAST_LOG_LEVEL. The names of settings that differ but only take effect at the
 // next start, comma-separated ("" when none).
 std::string settings_needing_restart(const FcgiConfig& running, const FcgiConfig& loaded);
 

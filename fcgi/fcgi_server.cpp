@@ -22,6 +22,8 @@
 #include "common/event.h"
 #include "common/log.h"
 #include "fcgi/daemon_client.h"
+#include "fcgi/fcgi_metrics.h"
+#include "fcgi/ops_endpoints.h"
 #include "fcgi/request_gate.h"
 
 namespace shopcast::fcgi {
@@ -71,8 +73,12 @@ std::string_view reason_phrase(int status) {
             return "Method Not Allowed";
         case 413:
             return "Payload Too Large";
+        case 404:
+            return "Not Found";
         case 415:
             return "Unsupported Media Type";
+        case 422:
+            return "Unprocessable Content";
         case 429:
             return "Too Many Requests";
         case 503:
@@ -109,18 +115,42 @@ class FcgiBody final : public BodySource {
     FCGX_Stream* in_;
 };
 
+// What one worker serves requests with.
+struct WorkerTools {
+    PublishHandler& publish;
+    DaemonQueries& daemon;
+    FcgiMetrics& metrics;
+};
+
+Reply publish(const FCGX_Request& request, WorkerTools& tools) {
+    const auto arrived = std::chrono::steady_clock::now();
+    RequestFacts facts;
+    facts.method = param(request, "REQUEST_METHOD").value_or("");
+    facts.content_type = param(request, "CONTENT_TYPE");
+    facts.content_length = param(request, "CONTENT_LENGTH").value_or("");
+    facts.secret = param(request, "HTTP_X_INTERNAL_SECRET");
+    facts.idempotency_key = param(request, "HTTP_IDEMPOTENCY_KEY");
+    facts.remote_address = param(request, "REMOTE_ADDR").value_or("");
+    FcgiBody body(request.in);
+    Reply reply = tools.publish.handle(facts, body);
+    tools.metrics.count_publish_reply(reply.status);
+    // 200 is the daemon's ack (accepted or duplicate): the wait the bot saw, parsing included.
+    if (reply.status == 200)
+        tools.metrics.observe_ack_wait(std::chrono::steady_clock::now() - arrived);
+    return reply;
+}
+
 // Exceptions stop here: libfcgi is C, and a worker must survive any one request.
-void serve_request(FCGX_Request& request, PublishHandler& handler) noexcept {
+void serve_request(FCGX_Request& request, WorkerTools& tools) noexcept {
     try {
-        RequestFacts facts;
-        facts.method = param(request, "REQUEST_METHOD").value_or("");
-        facts.content_type = param(request, "CONTENT_TYPE");
-        facts.content_length = param(request, "CONTENT_LENGTH").value_or("");
-        facts.secret = param(request, "HTTP_X_INTERNAL_SECRET");
-        facts.idempotency_key = param(request, "HTTP_IDEMPOTENCY_KEY");
-        facts.remote_address = param(request, "REMOTE_ADDR").value_or("");
-        FcgiBody body(request.in);
-        write_reply(request.out, handler.handle(facts, body));
+        // nginx routes the operators' endpoints here too (snippets/shopcast-ops.conf).
+        if (const auto endpoint = ops_endpoint(param(request, "DOCUMENT_URI").value_or(""))) {
+            write_reply(request.out,
+                        answer_ops(*endpoint, param(request, "REQUEST_METHOD").value_or(""),
+                                   tools.daemon, tools.metrics));
+            return;
+        }
+        write_reply(request.out, publish(request, tools));
         return;
     } catch (const std::exception& error) {
         log_line(LogLevel::error, std::string("publish request failed: ") + error.what());
@@ -152,6 +182,7 @@ struct ServerState {
     const PublishRulesSource& rules;
     SecretThrottle throttle;
     RequestGate gate;
+    FcgiMetrics metrics;
 };
 
 // Serves the one request `connection` holds, all of which has already arrived.
@@ -162,12 +193,12 @@ struct ServerState {
 // `keepConnection` stops the FCGX_Finish_r calls (the one FCGX_Accept_r starts with, and ours)
 // from closing it, so it is closed here at once instead of in libfcgi's lingering close, which
 // waits on the client for up to 2 s per read.
-void serve_connection(FcgiRequest& request, ReadyConnection connection, PublishHandler& handler) {
+void serve_connection(FcgiRequest& request, ReadyConnection connection, WorkerTools& tools) {
     FCGX_Request& r = *request.get();
     r.ipcFd = connection.fd.release();
     r.keepConnection = 1;
     if (FCGX_Accept_r(&r) < 0) return;  // not a request after all; libfcgi has closed it
-    serve_request(r, handler);
+    serve_request(r, tools);
     if (connection.whole_request) {
         // Reading what is left of a body the handler refused: it is all queued, and a TCP peer
         // whose data is left unread gets a reset that could cut the reply.
@@ -185,8 +216,9 @@ void run_worker(ServerState& server) noexcept {
         FcgiRequest request(kNoListeningSocket);
         DaemonClient daemon(server.config.events_socket, server.config.ack_timeout);
         PublishHandler handler(server.rules, server.throttle, daemon);
+        WorkerTools tools{handler, daemon, server.metrics};
         while (std::optional<ReadyConnection> connection = server.gate.take()) {
-            serve_connection(request, std::move(*connection), handler);
+            serve_connection(request, std::move(*connection), tools);
         }
     } catch (const std::exception& error) {
         log_line(LogLevel::error, std::string("worker stopped: ") + error.what());
@@ -296,7 +328,8 @@ ListeningSocket::~ListeningSocket() {
 
 void write_reply(FCGX_Stream* out, const Reply& reply) {
     std::string head = "Status: " + std::to_string(reply.status) + " ";
-    head.append(reason_phrase(reply.status)).append("\r\nContent-Type: application/json\r\n");
+    head.append(reason_phrase(reply.status)).append("\r\nContent-Type: ");
+    head.append(reply.content_type).append("\r\n");
     for (const auto& [name, value] : reply.headers) head.append(name + ": " + value + "\r\n");
     head.append("Content-Length: " + std::to_string(reply.body.size()) + "\r\n\r\n");
     FCGX_PutStr(head.data(), static_cast<int>(head.size()), out);

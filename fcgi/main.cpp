@@ -30,8 +30,10 @@ void reload(int argc, char** argv, fcgi::FcgiConfig& running, fcgi::PublishRules
         const std::string restart = fcgi::settings_needing_restart(running, loaded);
         running.secret = std::move(loaded.secret);
         running.policy = std::move(loaded.policy);
+        running.log_level = loaded.log_level;
+        set_log_level(running.log_level);
         log_line(LogLevel::info,
-                 "reloaded: secrets and SHOPCAST_REQUIRE_USER_FOR" +
+                 "reloaded: secrets, SHOPCAST_REQUIRE_USER_FOR and SHOPCAST_LOG_LEVEL" +
                      (restart.empty() ? std::string()
                                       : "; changed but kept until a restart: " + restart));
     } catch (const ConfigError& error) {
@@ -63,6 +65,7 @@ int main(int argc, char** argv) {
             return 0;
         }
         fcgi::FcgiConfig& config = command.config;
+        set_log_level(config.log_level);
         fcgi::PublishRulesSource rules(rules_of(config));
         fcgi::ListeningSocket listener = config.listen_path
                                              ? fcgi::ListeningSocket::create(*config.listen_path)
@@ -73,7 +76,7 @@ int main(int argc, char** argv) {
         return fcgi::run_server(serving, rules, std::move(listener),
                                 [&] { reload(argc, argv, config, rules); });
     } catch (const ConfigError& error) {
-        std::fprintf(stderr, "shopcast-fcgi: %s\n", error.what());
+        log_line(LogLevel::error, error.what());
         return 2;
     } catch (const std::exception& error) {
         log_line(LogLevel::error, error.what());

@@ -43,9 +43,10 @@ class BodySource {
 
 struct Reply {
     int status = 500;
-    // Headers besides Content-Type, which is always application/json.
+    std::string content_type = "application/json";  // only /metrics answers otherwise
+    // Headers besides Content-Type.
     std::vector<std::pair<std::string, std::string>> headers;
-    std::string body;  // a JSON object
+    std::string body;  // a JSON object (the exposition text for /metrics)
 };
 
 // {"success":false,"error":<code>,"message":<message>} with proper JSON escaping.

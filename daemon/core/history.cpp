@@ -41,8 +41,8 @@ void History::push_event(StoredEvent event) {
     events_.push_back(std::move(event));
 }
 
-const StoredEvent& History::append(std::string_view json, std::string shop_id,
-                                   std::string user_id) {
+const StoredEvent& History::append(std::string_view json, std::string shop_id, std::string user_id,
+                                   std::int64_t published_at_ms) {
     const std::uint64_t seq = next_seq_++;
     const std::string cursor = cursor_for(seq);
     // The validated object ends with '}'; the id goes in front of it, so nothing is re-parsed.
@@ -51,7 +51,8 @@ const StoredEvent& History::append(std::string_view json, std::string shop_id,
     payload.append(json.substr(0, json.size() - 1));
     payload.append(",\"id\":\"").append(cursor).append("\"}");
 
-    push_event(StoredEvent{seq, std::move(shop_id), std::move(user_id), make_frame(payload)});
+    push_event(StoredEvent{seq, std::move(shop_id), std::move(user_id), make_frame(payload),
+                           published_at_ms});
     evict_to_limits();
     return events_.back();
 }

@@ -18,9 +18,10 @@ namespace shopcast {
 // One published event as every connection sees it.
 struct StoredEvent {
     std::uint64_t seq = 0;
-    std::string shop_id;  // empty: concerns no shop
-    std::string user_id;  // empty: public
-    FramePtr frame;       // the object with "id" added, serialized once
+    std::string shop_id;               // empty: concerns no shop
+    std::string user_id;               // empty: public
+    FramePtr frame;                    // the object with "id" added, serialized once
+    std::int64_t published_at_ms = 0;  // steady clock; 0 for events restored from a state file
 };
 
 enum class ResumeVerdict { ok, malformed, other_epoch, unknown, too_old };
@@ -57,7 +58,10 @@ class History {
     History(const Epoch& epoch, std::size_t max_events, std::size_t max_bytes);
 
     // Appends an event whose JSON object (without "id") is `json`, assigning the next seq.
-    const StoredEvent& append(std::string_view json, std::string shop_id, std::string user_id);
+    const StoredEvent& append(std::string_view json, std::string shop_id, std::string user_id,
+                              std::int64_t published_at_ms = 0);
+    // The oldest retained event; nullptr when the history is empty.
+    const StoredEvent* oldest() const { return events_.empty() ? nullptr : &events_.front(); }
 
     // nullptr when `seq` was evicted or not yet published. One work step.
     const StoredEvent* find(std::uint64_t seq) const;

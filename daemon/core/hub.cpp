@@ -45,6 +45,11 @@ std::string_view resync_reason(ResumeVerdict verdict) {
     return "unknown_cursor";
 }
 
+// The type as a log line shows it: one of the known names, so no input can shape the line.
+std::string_view logged_type(std::string_view type) {
+    return kEventTypeLabels[EngineMetrics::event_type_index(type)];
+}
+
 }  // namespace
 
 Hub::Hub(HubLimits limits, History history, IdempotencyCache idempotency,
@@ -57,7 +62,8 @@ Hub::Hub(HubLimits limits, History history, IdempotencyCache idempotency,
       clock_(std::move(clocks.steady)),
       wall_clock_(std::move(clocks.wall)),
       delivered_seq_(history_.last_seq()),
-      admission_(limits.max_connections, limits.max_connections_per_ip) {
+      admission_(limits.max_connections, limits.max_connections_per_ip),
+      started_ms_(clock_()) {
     batch_.reserve(kMaxBatchFrames);
 }
 
@@ -87,6 +93,7 @@ Session& Hub::open_session(std::string client_ip, void* transport) {
     session->action_tokens_at_ms = clock_();
     session->registry_index = sessions_.size();
     admission_.opened(session->client_ip);
+    ++metrics_.connections_opened;
     Session& opened = *session;
     sessions_.push_back(std::move(session));
     send_control(opened, control::hello(history_.hello_cursor()));
@@ -95,6 +102,8 @@ Session& Hub::open_session(std::string client_ip, void* transport) {
 
 void Hub::close_session(Session& session) {
     admission_.closed(session.client_ip);
+    // The code that went over the wire: ours once our close frame is out, else the browser's.
+    metrics_.count_close(session.close_written ? session.close->code : session.peer_close_code);
     // Swap-remove keeps the registry dense for the fan-out loop.
     const std::size_t index = session.registry_index;
     if (index != sessions_.size() - 1) {
@@ -116,28 +125,33 @@ ipc::PublishAck Hub::publish(const ipc::PublishRequest& request) {
             case KeyLookup::Verdict::same_request: {
                 ipc::PublishAck ack = seen.first_ack;
                 ack.status = ipc::AckStatus::duplicate;
-                log_line(LogLevel::info, "Broadcast skipped (repeated Idempotency-Key): " +
-                                             request.type + " id=" + ack.id);
+                ++metrics_.events_duplicate;
+                log_pieces(LogLevel::info, {"Broadcast skipped (repeated Idempotency-Key): ",
+                                            logged_type(request.type), " id=", ack.id});
                 return ack;
             }
             case KeyLookup::Verdict::other_request:
-                log_line(LogLevel::warning,
-                         "Broadcast refused: Idempotency-Key reused for another event (" +
-                             request.type + ")");
+                log_pieces(LogLevel::warning,
+                           {"Broadcast refused: Idempotency-Key reused for another event (",
+                            logged_type(request.type), ")"});
                 return ipc::PublishAck{ipc::AckStatus::conflict, {}, 0};
         }
     }
     if (request.json.size() < 2 || request.json.front() != '{' || request.json.back() != '}') {
+        ++metrics_.events_rejected;
         return ipc::PublishAck{ipc::AckStatus::rejected, {}, 0};
     }
-    const StoredEvent& event = history_.append(request.json, request.shop_id, request.user_id);
+    const StoredEvent& event =
+        history_.append(request.json, request.shop_id, request.user_id, clock_());
+    metrics_.count_published(request.type);
     ipc::PublishAck ack{ipc::AckStatus::accepted, history_.cursor_for(event.seq), 0};
     ack.recipients = static_cast<std::uint32_t>(count_recipients(event));
     if (!request.idempotency_key.empty()) {
         idempotency_.remember(request.idempotency_key, digest, ack, now_seconds);
     }
-    log_line(LogLevel::info, "Broadcast sent: " + request.type + " id=" + ack.id +
-                                 " recipients=" + std::to_string(ack.recipients));
+    // The guide's `grep "Broadcast"`: one line per event, assembled without allocating.
+    log_pieces(LogLevel::info, {"Broadcast sent: ", logged_type(request.type), " id=", ack.id,
+                                " recipients=", LogNumber(ack.recipients)});
     return ack;
 }
 
@@ -163,6 +177,7 @@ void Hub::deliver_published() {
 void Hub::fan_out_to(Session& session, std::uint64_t first_new_seq) {
     if (session.close || !session.live) return;  // a held connection gets it at release
     if (session.next_seq < history_.first_retained_seq()) {
+        metrics_.count_slow_close(SlowClose::fell_behind);
         request_close(session, kCloseTryAgainLater, std::string(kFellBehind));
         return;
     }
@@ -181,6 +196,7 @@ void Hub::fan_out_to(Session& session, std::uint64_t first_new_seq) {
     }
     if (session.stalled_bytes > limits_.max_queue_bytes ||
         clock_() - session.choked_since_ms > limits_.stall_timeout_ms) {
+        metrics_.count_slow_close(SlowClose::stalled);
         request_close(session, kCloseTryAgainLater, std::string(kTooSlow));
     }
 }
@@ -211,6 +227,7 @@ bool Hub::gather_batch(Session& session) {
         }
         const StoredEvent* event = history_.find(session.next_seq);
         if (event == nullptr) {
+            metrics_.count_slow_close(SlowClose::fell_behind);
             request_close(session, kCloseTryAgainLater, std::string(kFellBehind));
             return false;
         }
@@ -235,6 +252,7 @@ SendResult Hub::flush(Session& session) {
         if (!gather_batch(session)) return SendResult::dropped;
         if (batch_.empty()) return SendResult::sent;
         const SendResult result = transport_.send(session, batch_);
+        if (result != SendResult::dropped) count_sent(control_taken);
         batch_.clear();
         session.control.erase(session.control.begin(),
                               session.control.begin() + static_cast<long>(control_taken));
@@ -266,6 +284,26 @@ void Hub::release_hold(Session& session) {
 
 void Hub::close_all(int code, std::string_view reason) {
     for (auto& session : sessions_) request_close(*session, code, std::string(reason));
+}
+
+// batch_ holds `control_frames` control messages first, then events.
+void Hub::count_sent(std::size_t control_frames) {
+    metrics_.deliveries += batch_.size() - std::min(control_frames, batch_.size());
+    for (const SharedFrame* frame : batch_) metrics_.bytes_sent += frame->wire().size();
+}
+
+EngineGauges Hub::gauges() const {
+    EngineGauges gauges;
+    gauges.connections = sessions_.size();
+    gauges.history_events = history_.size();
+    gauges.history_bytes = history_.bytes();
+    if (const StoredEvent* oldest = history_.oldest()) {
+        const std::int64_t since =
+            oldest->published_at_ms != 0 ? oldest->published_at_ms : started_ms_;
+        gauges.oldest_event_age_seconds =
+            static_cast<double>(std::max<std::int64_t>(0, clock_() - since)) / 1000.0;
+    }
+    return gauges;
 }
 
 SavedState Hub::save_state() const {
@@ -368,14 +406,17 @@ void Hub::handle_auth(Session& session, std::string_view init_data) {
     // it anonymous, so no private event of an earlier user follows it (DESIGN.md).
     session.audience.user_id.clear();
     if (!authenticator_->configured()) {
+        metrics_.count_auth_not_configured();
         refuse_action(session, "auth not configured");
         return;
     }
     if (auth_throttled(session)) {
+        metrics_.count_auth_throttled();
         refuse_action(session, "auth failed: too many failed attempts; retry later");
         return;
     }
     AuthOutcome outcome = authenticator_->verify(init_data, wall_clock_() / 1000);
+    metrics_.count_auth(outcome);
     if (!outcome.ok) {
         if (session.auth_failures++ == 0) session.auth_failures_since_ms = clock_();
         refuse_action(session, "auth failed: " + outcome.error);
@@ -416,6 +457,8 @@ void Hub::handle_shops(Session& session, bool subscribe, const std::vector<std::
 void Hub::handle_resume(Session& session, std::string_view since) {
     ResumePoint point = history_.resume_point(since);
     if (point.verdict != ResumeVerdict::ok) {
+        metrics_.count_resync(resync_reason(point.verdict));
+        metrics_.count_resume(ResumeOutcome::resynced);
         send_control(session, control::resync(resync_reason(point.verdict)));
         release_hold(session);
         return;
@@ -424,6 +467,7 @@ void Hub::handle_resume(Session& session, std::string_view since) {
         if (session.rewound) {
             // One rewind per connection is all a page needs (it resumes once, on connect);
             // more would let one connection make the daemon replay the same span repeatedly.
+            metrics_.count_resume(ResumeOutcome::refused);
             // Not a strike: the refusal costs one small frame, the action budget bounds how
             // often, and closing would only turn the sender into a costlier reconnect loop.
             send_control(session, control::error(kSecondRewind));
@@ -433,13 +477,17 @@ void Hub::handle_resume(Session& session, std::string_view since) {
         if (session.sent_events) {
             // Live events already went out on this connection; a replay would now arrive out
             // of order.
+            metrics_.count_resync("resume_after_live_delivery");
+            metrics_.count_resume(ResumeOutcome::resynced);
             send_control(session, control::resync("resume_after_live_delivery"));
             return;
         }
     } else if (session.sent_events) {
+        metrics_.count_resume(ResumeOutcome::already_live);
         return;  // from where it stands or later: nothing it has not been sent is skipped
     }
     // A replay is as long as the history allows: only a socket that stops draining is slow.
+    metrics_.count_resume(ResumeOutcome::replayed);
     // It starts at the first event this connection may see, found without looking at the
     // others, so a resume costs the same whatever lies between the cursor and that event.
     session.next_seq = history_.next_visible(session.audience, point.next_seq);

@@ -12,6 +12,7 @@
 #include "daemon/core/event_sink.h"
 #include "daemon/core/history.h"
 #include "daemon/core/idempotency.h"
+#include "daemon/core/metrics.h"
 #include "daemon/core/session.h"
 #include "daemon/core/telegram_auth.h"
 #include "daemon/core/transport.h"
@@ -81,6 +82,10 @@ class Hub final : public EventSink {
 
     std::size_t session_count() const { return sessions_.size(); }
     const History& history() const { return history_; }
+    // Counters for /metrics; the glue counts what only it sees (refusals) here too.
+    EngineMetrics& metrics() { return metrics_; }
+    const EngineMetrics& metrics() const { return metrics_; }
+    EngineGauges gauges() const;
     // Everything a restart needs to continue where this run stops.
     SavedState save_state() const;
 
@@ -93,6 +98,7 @@ class Hub final : public EventSink {
     std::size_t count_recipients(const StoredEvent& event) const;
     void fan_out_to(Session& session, std::uint64_t first_new_seq);
     SendResult flush(Session& session);
+    void count_sent(std::size_t control_frames);
     bool gather_batch(Session& session);
 
     void handle_auth(Session& session, std::string_view init_data);
@@ -111,6 +117,8 @@ class Hub final : public EventSink {
     std::vector<const SharedFrame*> batch_;  // scratch for flush(), reused to avoid allocations
     std::vector<std::unique_ptr<Session>> sessions_;
     AdmissionControl admission_;
+    EngineMetrics metrics_;
+    std::int64_t started_ms_ = 0;  // restored events count their age from here
 };
 
 }  // namespace shopcast

@@ -38,6 +38,11 @@ IntakeItem check_publish_payload(std::string_view payload) {
 std::optional<IntakeItem> PublishIntake::next() {
     std::optional<std::string> payload = reader_.next_payload();
     if (!payload) return std::nullopt;
+    if (std::optional<ipc::Query> query = ipc::decode_query(*payload)) {
+        IntakeItem item;
+        item.query = *query;
+        return item;
+    }
     return check_publish_payload(*payload);
 }
 

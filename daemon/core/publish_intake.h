@@ -11,10 +11,12 @@
 
 namespace shopcast {
 
-// One complete frame's verdict: a request fit to publish, or why it is refused.
+// One complete frame's verdict: an operator query (health, metrics; not an event, so not checked
+// against the event rules), a request fit to publish, or why it is refused.
 struct IntakeItem {
+    std::optional<ipc::Query> query;
     std::optional<ipc::PublishRequest> request;
-    std::string refusal;  // set exactly when `request` is empty
+    std::string refusal;  // set exactly when `query` and `request` are both empty
 };
 
 // The verdict on one frame payload (without its header).

@@ -42,6 +42,7 @@ struct Session {
     std::vector<FramePtr> control;
     std::optional<CloseRequest> close;
     bool close_written = false;  // the transport has taken the close frame
+    int peer_close_code = 0;     // the browser's close frame's code; 0: it sent none
 
     std::string inbound;  // the text message being assembled from fragments
     double action_tokens = 0;

@@ -76,6 +76,13 @@ int IpcListener::on_receive(lws* wsi, std::string_view bytes) {
     }
     bool published = false;
     while (auto item = connection.intake.next()) {
+        if (item->query) {
+            std::string reply = ipc::encode_query_reply(ops_.answer(*item->query));
+            const int written = lws_write(wsi, reinterpret_cast<unsigned char*>(reply.data()),
+                                          reply.size(), LWS_WRITE_RAW);
+            if (written < static_cast<int>(reply.size())) return -1;
+            continue;
+        }
         ipc::PublishAck ack;  // `rejected` unless the sink takes the request
         if (item->request) {
             ack = sink_.publish(*item->request);

@@ -13,18 +13,20 @@
 #include "common/log_throttle.h"
 #include "daemon/core/event_sink.h"
 #include "daemon/core/publish_intake.h"
+#include "daemon/lws/ops.h"
 
 namespace shopcast {
 
 // One per daemon; the IPC vhost's user pointer. Owns the state of every publisher connection.
-// Only a peer running as the daemon's own user (or root) may publish, whatever the socket's
-// mode says; every request is checked again against the event rules before it is published.
-// Each request is acknowledged as soon as it is read; the fan-out of everything read in one
-// pass of the event loop follows in the next pass, so acks never wait for browsers and a
-// browser that is behind gets the burst in one write.
+// Only a peer running as the daemon's own user (or root) may publish or query health and
+// metrics, whatever the socket's mode says; every request is checked again against the event rules
+// before it is published. Each request is acknowledged as soon as it is read; the fan-out of
+// everything read in one pass of the event loop follows in the next pass, so acks never wait for
+// browsers and a browser that is behind gets the burst in one write.
 class IpcListener {
   public:
-    explicit IpcListener(EventSink& sink) : sink_(sink), own_uid_(::geteuid()) {}
+    IpcListener(EventSink& sink, const OpsResponder& ops)
+        : sink_(sink), ops_(ops), own_uid_(::geteuid()) {}
     IpcListener(const IpcListener&) = delete;
     IpcListener& operator=(const IpcListener&) = delete;
 
@@ -49,6 +51,7 @@ class IpcListener {
     void log_throttled(LogThrottle& throttle, std::string line);
 
     EventSink& sink_;
+    const OpsResponder& ops_;
     const uid_t own_uid_;
     std::unordered_map<lws*, std::unique_ptr<Connection>> connections_;
     DeliveryTimer delivery_{{}, this};

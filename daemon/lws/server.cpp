@@ -18,6 +18,7 @@
 #include "daemon/core/cursor.h"
 #include "daemon/lws/ipc_listener.h"
 #include "daemon/lws/listeners.h"
+#include "daemon/lws/ops.h"
 #include "daemon/lws/restart_state.h"
 #include "daemon/lws/sd_notify.h"
 #include "daemon/lws/service_loop.h"
@@ -53,10 +54,22 @@ unsigned raise_fd_limit() {
     return static_cast<unsigned>(std::min<rlim_t>(limit.rlim_cur, 1u << 20));
 }
 
+// lws' own lines at our levels. Its info and debug levels stay off whatever
+// SHOPCAST_LOG_LEVEL says: they print request details (URLs, headers) a line must not carry.
 void emit_lws_log(int level, const char* line) {
     std::string_view text(line);
     while (!text.empty() && (text.back() == '\n' || text.back() == '\r')) text.remove_suffix(1);
-    log_line(level == LLL_ERR ? LogLevel::error : LogLevel::warning, "lws: " + std::string(text));
+    const LogLevel ours = level == LLL_ERR    ? LogLevel::error
+                          : level == LLL_WARN ? LogLevel::warning
+                                              : LogLevel::debug;
+    log_pieces(ours, {"lws: ", text});
+}
+
+int lws_log_mask() {
+    int mask = LLL_ERR;
+    if (log_enabled(LogLevel::warning)) mask |= LLL_WARN;
+    if (log_enabled(LogLevel::debug)) mask |= LLL_NOTICE;
+    return mask;
 }
 
 // Re-arms itself every half watchdog period. `timer` must be the first member.
@@ -122,8 +135,8 @@ void start_accept_pumps(lws_context* context, const lws_protocols* protocols,
              std::to_string(pumps.size()) + " listening socket(s) handed over by systemd");
 }
 
-// SIGHUP, on the service thread: the new origins, limits and auth apply to what comes next;
-// open connections stay as they are.
+// SIGHUP, on the service thread: the new origins, limits, auth and log level apply to what comes
+// next; open connections stay as they are.
 void apply_reload(DaemonConfig& running, const ConfigReloader& reload, Hub& hub,
                   std::unique_ptr<TelegramAuthenticator>& authenticator) {
     try {
@@ -133,12 +146,15 @@ void apply_reload(DaemonConfig& running, const ConfigReloader& reload, Hub& hub,
         running.allowed_origins = std::move(loaded.allowed_origins);  // the listeners point here
         running.limits = loaded.limits;
         running.auth = loaded.auth;
+        running.log_level = loaded.log_level;
+        set_log_level(running.log_level);
+        lws_set_log_level(lws_log_mask(), emit_lws_log);
         hub.apply_limits(running.limits);
         hub.set_authenticator(*next_authenticator);
         authenticator = std::move(next_authenticator);
         log_line(LogLevel::info,
                  "reloaded: " + std::to_string(running.allowed_origins.size()) +
-                     " allowed origins, limits and Telegram auth" +
+                     " allowed origins, limits, Telegram auth and log level" +
                      (restart.empty() ? std::string()
                                       : "; changed but kept until a restart: " + restart));
     } catch (const ConfigError& error) {
@@ -155,7 +171,7 @@ void apply_reload(DaemonConfig& running, const ConfigReloader& reload, Hub& hub,
 int run_daemon(DaemonConfig config, const ConfigReloader& reload) {
     ::umask(0007);  // nothing we create is for other users
     UniqueFd instance_lock = lock_instance(config.events_socket);
-    lws_set_log_level(LLL_ERR | LLL_WARN, emit_lws_log);
+    lws_set_log_level(lws_log_mask(), emit_lws_log);
 
     if (config.allowed_origins.empty()) {
         log_line(LogLevel::warning,
@@ -166,7 +182,8 @@ int run_daemon(DaemonConfig config, const ConfigReloader& reload) {
     RestoredEngine restored = restore_engine(config, steady_ms() / 1000, wall_ms() / 1000);
     Hub hub(config.limits, std::move(restored.history), std::move(restored.idempotency),
             *authenticator, transport, Hub::Clocks{steady_ms, wall_ms});
-    IpcListener ipc_listener(hub);
+    OpsResponder ops(hub);
+    IpcListener ipc_listener(hub, ops);
 
     const std::array<lws_protocols, 2> websocket_protocols{websocket_protocol(), lws_protocols{}};
     const std::array<lws_protocols, 2> ipc_protocols{ipc_protocol(), lws_protocols{}};
@@ -238,6 +255,7 @@ int run_daemon(DaemonConfig config, const ConfigReloader& reload) {
 
     WatchdogTimer watchdog{{}, context, watchdog_ping_interval_usec()};
     if (watchdog.interval > 0) ping_watchdog(&watchdog.timer);
+    StatusReporter status_reporter(context, hub);
     notify_systemd("READY=1");
     log_line(LogLevel::info,
              "shopcastd ready: websockets on " + describe_listeners(config) + ", events on " +
@@ -251,6 +269,7 @@ int run_daemon(DaemonConfig config, const ConfigReloader& reload) {
     }
 
     notify_systemd("STOPPING=1");
+    ops.stopping();
     // From here on new connections wait in the backlog for the next daemon.
     for (AcceptPump& pump : accept_pumps) stop_accept_pump(pump);
     log_line(LogLevel::info,

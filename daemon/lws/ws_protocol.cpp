@@ -85,6 +85,7 @@ bool origin_allowed(lws* wsi, const WebSocketContext& context) {
 int confirm_upgrade(lws* wsi) {
     const WebSocketContext& context = context_of(wsi);
     if (!origin_allowed(wsi, context)) {
+        context.hub->metrics().count_refusal(Refusal::origin);
         lws_return_http_status(wsi, HTTP_STATUS_FORBIDDEN, "origin not allowed");
         return 1;
     }
@@ -92,9 +93,11 @@ int confirm_upgrade(lws* wsi) {
         case Admission::accepted:
             return 0;
         case Admission::server_full:
+            context.hub->metrics().count_refusal(Refusal::server_full);
             lws_return_http_status(wsi, HTTP_STATUS_SERVICE_UNAVAILABLE, "too many connections");
             return 1;
         case Admission::address_full:
+            context.hub->metrics().count_refusal(Refusal::address_full);
             lws_return_http_status(wsi, HTTP_STATUS_SERVICE_UNAVAILABLE,
                                    "too many connections from this address");
             return 1;
@@ -223,6 +226,11 @@ int callback(lws* wsi, lws_callback_reasons reason, void* user, void* in, std::s
             if (data != nullptr && data->session != nullptr) charge_control_frame(wsi, *data);
             return 0;
         case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
+            // `in` is the close frame's payload: a 2-byte code, then the reason.
+            if (data != nullptr && data->session != nullptr && len >= 2) {
+                const auto* payload = static_cast<const unsigned char*>(in);
+                data->session->peer_close_code = (payload[0] << 8) | payload[1];
+            }
             return answer_peer_close(wsi, {static_cast<const char*>(in), len});
         case LWS_CALLBACK_SERVER_WRITEABLE:
             if (data == nullptr || data->session == nullptr) return 0;

@@ -56,6 +56,13 @@ void check_payload(std::string_view payload) {
         const auto again = ipc::decode_ack(payload_of(frame));
         FUZZ_CHECK(again && same(*again, *ack));
     }
+    // Operators' queries and their replies: never taken for a publish message either.
+    const auto query = ipc::decode_query(payload);
+    const auto reply = ipc::decode_query_reply(payload);
+    FUZZ_CHECK(!(query && (request || ack || reply)));
+    FUZZ_CHECK(!(reply && (request || ack)));
+    if (query) FUZZ_CHECK(payload_of(ipc::encode_query(*query)) == payload);
+    if (reply) FUZZ_CHECK(payload_of(ipc::encode_query_reply(*reply)) == payload);
 }
 
 struct Reading {

@@ -29,15 +29,20 @@ void fail(const char* what) {
         if (!(condition)) fail(#condition); \
     } while (0)
 
-// A verdict reduced to what must not depend on the split: refused, or the request's fields.
+// A verdict reduced to what must not depend on the split: a query, refused, or the request's
+// fields.
 std::string summary(const shopcast::IntakeItem& item) {
+    if (item.query) return "query " + std::to_string(static_cast<int>(*item.query));
     if (!item.request) return "refused";
     const ipc::PublishRequest& r = *item.request;
     return r.idempotency_key + '\0' + r.type + '\0' + r.shop_id + '\0' + r.user_id + '\0' + r.json;
 }
 
 void check_let_through(const shopcast::IntakeItem& item) {
-    FUZZ_CHECK(item.request.has_value() == item.refusal.empty());
+    // Exactly one verdict: a query, a request, or a refusal.
+    FUZZ_CHECK(int(item.query.has_value()) + int(item.request.has_value()) +
+                   int(!item.refusal.empty()) ==
+               1);
     if (!item.request) return;
     const ipc::PublishRequest& request = *item.request;
     FUZZ_CHECK(shopcast::is_known_event_type(request.type));

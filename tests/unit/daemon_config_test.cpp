@@ -51,6 +51,7 @@ TEST_F(DaemonDefaultsTest, DefaultsAreTheDocumentedOnes) {
     // Off: thousands of mobile users share one carrier-grade NAT address.
     EXPECT_EQ(config.limits.max_connections_per_ip, 0u);
     EXPECT_EQ(config.limits.max_queue_bytes, 1024u * 1024);
+    EXPECT_EQ(config.log_level, LogLevel::info);
     EXPECT_EQ(config.limits.max_shops, 100u);
     // nginx's proxy_read_timeout is 60 s: an idle browser must be pinged well before that.
     EXPECT_EQ(config.ping_interval_seconds, 25);

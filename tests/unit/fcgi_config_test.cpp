@@ -46,6 +46,7 @@ TEST_F(FcgiDefaultsTest, DefaultsAreTheDocumentedOnes) {
     EXPECT_EQ(config.threads, 4u);
     EXPECT_EQ(config.events_socket, "/run/shopcast/events.sock");
     EXPECT_EQ(config.ack_timeout, std::chrono::milliseconds(1000));
+    EXPECT_EQ(config.log_level, LogLevel::info);
     EXPECT_TRUE(config.policy.require_user_for.empty());
     ASSERT_TRUE(config.secret.has_value());
     EXPECT_TRUE(config.secret->matches(kSecret));

@@ -4,6 +4,7 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 
+#include <algorithm>
 #include <array>
 #include <cstdint>
 #include <map>
@@ -178,6 +179,12 @@ TEST_F(HubAuthTest, FailedAuthIsThrottledPerConnection) {
     EXPECT_TRUE(any_contains(take(session), "too many failed attempts"));
     EXPECT_EQ(authenticator_->crypto_checks(), checks) << "throttled attempts cost no crypto";
     EXPECT_TRUE(session.audience.user_id.empty());
+    const auto counted = [this](std::string_view result) {
+        const auto label = std::find(kAuthResultLabels.begin(), kAuthResultLabels.end(), result);
+        return hub_->metrics().auth_results[std::size_t(label - kAuthResultLabels.begin())];
+    };
+    EXPECT_EQ(counted("bad_signature"), limits.max_auth_failures);
+    EXPECT_EQ(counted("throttled"), 2u);
 
     // Another connection is not affected.
     Session& other = open_live();

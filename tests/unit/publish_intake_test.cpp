@@ -5,6 +5,7 @@
 
 #include <gtest/gtest.h>
 
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -24,6 +25,22 @@ ipc::PublishRequest request(std::string type, std::string shop, std::string user
 
 std::string payload_of(const ipc::PublishRequest& r) {
     return ipc::encode_request(r).substr(ipc::kFrameHeaderBytes);
+}
+
+// Health and metrics queries are not events: they come out as queries, never refused by the
+// event rules and never taken for a publish request.
+TEST(PublishIntake, PassesQueriesOnAsQueries) {
+    PublishIntake intake;
+    ASSERT_TRUE(intake.feed(ipc::encode_query(ipc::Query::metrics) +
+                            ipc::encode_query(ipc::Query::health)));
+    for (const ipc::Query expected : {ipc::Query::metrics, ipc::Query::health}) {
+        std::optional<IntakeItem> item = intake.next();
+        ASSERT_TRUE(item.has_value());
+        EXPECT_EQ(item->query, expected);
+        EXPECT_FALSE(item->request.has_value());
+        EXPECT_TRUE(item->refusal.empty());
+    }
+    EXPECT_FALSE(intake.next().has_value());
 }
 
 struct RefusedCase {
