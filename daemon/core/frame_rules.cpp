@@ -5,6 +5,10 @@
 
 namespace shopcast {
 
+namespace {
+constexpr unsigned kOpcodePing = 0x9;
+}  // namespace
+
 bool is_valid_utf8(std::string_view text) {
     std::size_t i = 0;
     while (i < text.size()) {
@@ -85,6 +89,7 @@ std::size_t FrameHeaderScanner::feed(std::span<const unsigned char> bytes) {
             length = 0;
             for (std::size_t k = 0; k < length_bytes; ++k) length = (length << 8) | header_[2 + k];
         }
+        if ((header_[0] & 0x0f) == kOpcodePing) ++pings_;
         header_have_ = 0;
         // The 4-byte key, then the payload (lws refuses lengths with the top bit set).
         skip_left_ = 4 + std::min<std::uint64_t>(length, UINT64_MAX - 4);

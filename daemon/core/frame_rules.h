@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <span>
 #include <string_view>
+#include <utility>
 
 namespace shopcast {
 
@@ -40,12 +41,15 @@ class FrameHeaderScanner {
     // without a mask (all of them while every frame is masked; none once one was seen).
     std::size_t feed(std::span<const unsigned char> bytes);
     bool unmasked_frame_seen() const { return unmasked_; }
+    // The PING frames whose headers were fed since the last call.
+    std::uint64_t take_pings() { return std::exchange(pings_, 0); }
 
   private:
     std::uint64_t skip_left_ = 0;  // key and payload bytes of the current frame still to come
     std::array<unsigned char, 10> header_{};  // the next header up to its length
     std::size_t header_have_ = 0;
     bool unmasked_ = false;
+    std::uint64_t pings_ = 0;
 };
 
 }  // namespace shopcast

@@ -363,13 +363,13 @@ void Hub::on_binary_message(Session& session) {
     refuse_action(session, "binary messages are not supported; send JSON text");
 }
 
-std::int64_t Hub::on_control_frame(Session& session) {
+std::int64_t Hub::on_control_frame(Session& session, std::uint64_t frames) {
     if (session.close) return 0;
     refill_action_tokens(session);
-    session.action_tokens -= 1;
+    session.action_tokens -= static_cast<double>(frames);
     if (session.action_tokens >= 0) return 0;
-    // In debt by at most this one frame: nothing more is read until the budget is back above
-    // zero, so a flood of pings costs one read and one PONG per refilled action.
+    // In debt by the frames of one read at most: nothing more is read until the budget is back
+    // above zero, so a flood of pings is paid for in full, however many one read held.
     const double wait_ms = -session.action_tokens / limits_.actions_per_second * 1000.0;
     return std::max<std::int64_t>(1, static_cast<std::int64_t>(wait_ms + 0.999));
 }

@@ -65,7 +65,7 @@ class Hub final : public EventSink {
     // A ping or pong from the browser, charged to the same action budget as its messages.
     // Beyond the budget it is not refused (lws has answered it already) but owed: the answer
     // is how many milliseconds the transport should stop reading from this connection.
-    std::int64_t on_control_frame(Session& session);
+    std::int64_t on_control_frame(Session& session, std::uint64_t frames = 1);
     void release_hold(Session& session);
 
     // The connection can take a write again (lws' WRITEABLE): sends what is due to it.

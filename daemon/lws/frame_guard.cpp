@@ -94,6 +94,13 @@ bool sent_unmasked_frame(lws* wsi) {
            found->second.scanner.unmasked_frame_seen();
 }
 
+std::uint64_t take_pings(lws* wsi) {
+    auto& connections = table();
+    const auto found = connections.find(lws_get_socket_fd(wsi));
+    if (found == connections.end() || found->second.wsi != wsi) return 0;
+    return found->second.scanner.take_pings();
+}
+
 }  // namespace shopcast
 
 extern "C" ssize_t recv(int fd, void* buffer, std::size_t length, int flags) {

@@ -5,6 +5,8 @@
 
 #include <libwebsockets.h>
 
+#include <cstdint>
+
 namespace shopcast {
 
 // From ESTABLISHED to CLOSED, on the service thread: follow the frames `wsi`'s client sends.
@@ -14,5 +16,9 @@ void stop_watching_frames(lws* wsi);
 
 // Whether the client of a watched `wsi` has sent a frame without a mask.
 bool sent_unmasked_frame(lws* wsi);
+
+// The PINGs the client of a watched `wsi` sent since the last call. lws answers PINGs itself
+// and never tells the protocol, so this is the only exact count of them.
+std::uint64_t take_pings(lws* wsi);
 
 }  // namespace shopcast

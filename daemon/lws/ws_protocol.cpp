@@ -21,22 +21,11 @@ constexpr int kCloseDrainTimeoutSeconds = 30;
 struct ConnectionData {
     Session* session;
     bool binary_message;
-    bool writeable_requested;  // we asked for the next SERVER_WRITEABLE
     lws* wsi;
     lws_sorted_usec_list_t resume_reading;  // scheduled while reading is paused
 };
 
-// lws answers a browser's PING itself and tells the protocol nothing: it stashes the payload,
-// asks for a writeable pass, writes the PONG in it and leaves POLLOUT on, so the pass after
-// is a SERVER_WRITEABLE we never asked for (lib/roles/ws/ops-ws.c, rops_handle_POLLOUT_ws).
-// That unrequested pass is how a ping shows up here, once per ping lws answers (pings that
-// arrive while a PONG is pending are dropped by lws and cost it only their parsing). lws' own
-// keepalive PING every 25 s makes one more such pass: one action in 25 s, which no budget
-// notices.
 void request_writeable(lws* wsi) {
-    if (auto* data = static_cast<ConnectionData*>(lws_wsi_user(wsi))) {
-        data->writeable_requested = true;
-    }
     lws_callback_on_writable(wsi);
 }
 
@@ -52,12 +41,20 @@ void resume_reading(lws_sorted_usec_list_t* scheduled) {
     lws_rx_flow_control(data->wsi, 1);
 }
 
-void charge_control_frame(lws* wsi, ConnectionData& data) {
-    const std::int64_t pause_ms = context_of(wsi).hub->on_control_frame(*data.session);
+void charge_control_frames(lws* wsi, ConnectionData& data, std::uint64_t frames) {
+    if (frames == 0) return;
+    const std::int64_t pause_ms = context_of(wsi).hub->on_control_frame(*data.session, frames);
     if (pause_ms <= 0) return;
     lws_rx_flow_control(wsi, 0);
     lws_sul_schedule(lws_get_context(wsi), 0, &data.resume_reading, resume_reading,
                      pause_ms * LWS_US_PER_MS);
+}
+
+// lws answers a browser's PING itself and tells the protocol nothing (lib/roles/ws/ops-ws.c);
+// frame_guard counts them as they are read, and whatever callback comes next for the
+// connection pays for them.
+void charge_pings(lws* wsi, ConnectionData& data) {
+    charge_control_frames(wsi, data, take_pings(wsi));
 }
 
 std::string header(lws* wsi, lws_token_indexes token) {
@@ -221,9 +218,13 @@ int callback(lws* wsi, lws_callback_reasons reason, void* user, void* in, std::s
             return 0;
         case LWS_CALLBACK_RECEIVE:
             if (data == nullptr || data->session == nullptr) return -1;
+            charge_pings(wsi, *data);
             return receive_fragment(wsi, *data, {static_cast<const char*>(in), len});
         case LWS_CALLBACK_RECEIVE_PONG:
-            if (data != nullptr && data->session != nullptr) charge_control_frame(wsi, *data);
+            if (data != nullptr && data->session != nullptr) {
+                charge_pings(wsi, *data);
+                charge_control_frames(wsi, *data, 1);
+            }
             return 0;
         case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
             // `in` is the close frame's payload: a 2-byte code, then the reason.
@@ -234,8 +235,7 @@ int callback(lws* wsi, lws_callback_reasons reason, void* user, void* in, std::s
             return answer_peer_close(wsi, {static_cast<const char*>(in), len});
         case LWS_CALLBACK_SERVER_WRITEABLE:
             if (data == nullptr || data->session == nullptr) return 0;
-            if (!data->writeable_requested) charge_control_frame(wsi, *data);
-            data->writeable_requested = false;
+            charge_pings(wsi, *data);
             return write_next(wsi, *data->session);
         case LWS_CALLBACK_CLOSED:
             stop_watching_frames(wsi);

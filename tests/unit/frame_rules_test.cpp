@@ -146,5 +146,24 @@ TEST(FrameHeaderScanner, BytesMayArriveOneAtATime) {
     EXPECT_EQ(passed, before.size() + 1);
 }
 
+// lws answers PINGs without telling the protocol: the scanner's count is what the action
+// budget charges, so every PING header must count once, split anywhere, and nothing else.
+TEST(FrameHeaderScanner, CountsEveryPingOnce) {
+    const auto stream = concat({frame(3, true, 0x9), frame(125, true, 0x9), frame(2, true, 0xa),
+                                frame(9, true), frame(0, true, 0x9), frame(200, true, 0x2)});
+    FrameHeaderScanner whole;
+    whole.feed(stream);
+    EXPECT_EQ(whole.take_pings(), 3u);
+    EXPECT_EQ(whole.take_pings(), 0u);
+
+    FrameHeaderScanner split;
+    std::uint64_t pings = 0;
+    for (std::size_t at = 0; at < stream.size(); ++at) {
+        split.feed(std::span(stream).subspan(at, 1));
+        pings += split.take_pings();
+    }
+    EXPECT_EQ(pings, 3u);
+}
+
 }  // namespace
 }  // namespace shopcast
