@@ -42,7 +42,7 @@ import { execFile, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { existsSync } from 'node:fs';
-import { chmod, chown, copyFile, mkdir, mkdtemp, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { chmod, chown, copyFile, cp, mkdir, mkdtemp, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import http from 'node:http';
 import net from 'node:net';
 import os from 'node:os';
@@ -147,20 +147,37 @@ async function shareWithNginx(dir, runDir, nginxUser) {
     await chown(path.join(dir, 'tmp'), nginxUser.uid, nginxUser.gid);
 }
 
-// The workers serve the web root themselves: say so plainly instead of answering 403 (a checkout
-// under /root, say, is out of their reach).
-async function checkServableBy(nginxUser, webRoot) {
-    if (!nginxUser) return;
-    const probe = ['--reuid', String(nginxUser.uid), '--regid', String(nginxUser.gid), '--clear-groups', '--', 'test', '-r', webRoot, '-a', '-x', webRoot];
-    try {
-        await execFileAsync('setpriv', probe);
-    } catch {
-        throw new Error(`nginx's workers run as ${nginxUser.name} and cannot read the web root ${webRoot}: make it and its parent directories readable and searchable by others (chmod o+rx), or start the stack from another directory`);
-    }
+function canAccessAs(nginxUser, testArgs) {
+    const probe = ['--reuid', String(nginxUser.uid), '--regid', String(nginxUser.gid), '--clear-groups', '--', 'test', ...testArgs];
+    return execFileAsync('setpriv', probe).then(() => true, () => false);
 }
 
+// The workers must reach the sockets in run/: every directory above it must let them pass. A
+// checkout in a private home (/root is 0700) keeps them out; there the stack runs them as root
+// and says why, since moving someone's checkout is not ours to do. Tests and the bench make
+// their stacks under the system's temporary directory, where the workers are never root.
+async function workersThatReach(runDir, nginxUser) {
+    if (!nginxUser || (await canAccessAs(nginxUser, ['-x', runDir]))) return nginxUser;
+    process.stderr.write(`nginx's workers run as root: ${path.dirname(runDir)} is out of ${nginxUser.name}'s reach (a parent directory is not searchable by others)\n`);
+    return null;
+}
+
+// The workers serve the web root themselves. One they cannot read (a checkout in a private
+// home, a test's private temporary directory) is served from a copy inside the stack's directory.
+async function servableWebRoot(dir, webRoot, nginxUser) {
+    if (!nginxUser || (await canAccessAs(nginxUser, ['-r', webRoot, '-a', '-x', webRoot]))) return webRoot;
+    const copy = path.join(dir, 'web');
+    await rm(copy, { recursive: true, force: true });
+    await cp(webRoot, copy, { recursive: true });
+    await execFileAsync('chmod', ['-R', 'u=rwX,g=rX,o=', copy]);
+    await execFileAsync('chown', ['-R', `0:${nginxUser.gid}`, copy]);
+    return copy;
+}
+
+// As root nginx would otherwise run its workers as nobody.
 function userDirective(nginxUser) {
-    return nginxUser ? `user                    ${nginxUser.name} ${nginxUser.group};` : '';
+    if (nginxUser) return `user                    ${nginxUser.name} ${nginxUser.group};`;
+    return isRootProcess() ? 'user                    root;' : '';
 }
 
 function nginxBinary() {
@@ -674,9 +691,10 @@ export async function startStack({
     await mkdir(runDir, { recursive: true, mode: 0o750 });
     await mkdir(path.join(dir, 'tmp'), { recursive: true, mode: 0o700 });
     await mkdir(path.join(dir, 'state'), { recursive: true, mode: 0o700 });
-    const nginxUser = isRootProcess() ? await unprivilegedNginxUser() : null;
-    await shareWithNginx(dir, runDir, nginxUser);
-    await checkServableBy(nginxUser, webRoot);
+    const unprivileged = isRootProcess() ? await unprivilegedNginxUser() : null;
+    await shareWithNginx(dir, runDir, unprivileged);
+    const nginxUser = await workersThatReach(runDir, unprivileged);
+    webRoot = await servableWebRoot(dir, webRoot, nginxUser);
     const { cert, key } = await ensureCertificate(dir);
 
     const pickPorts = !httpPort || !httpsPort;

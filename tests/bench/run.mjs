@@ -29,7 +29,7 @@
 
 import { execFile } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -462,6 +462,8 @@ async function main() {
     const plan = buildPlan();
     log(`machine: ${facts.cores}, ${facts.cpuModel}, load ${facts.loadAverageAtStart}; ${plan.length} sessions; systems ${settings.systems.join(', ')}${smoke ? ' (smoke run)' : ''}`);
     const tmpRoot = await mkdtemp(path.join(os.tmpdir(), 'shopcast-bench-'));
+    // Searchable by nginx's unprivileged workers, which reach the stacks' sockets through it.
+    await chmod(tmpRoot, 0o711);
     const results = [];
     try {
         for (const session of plan) {
