@@ -9,7 +9,7 @@
 #include <vector>
 
 #include "daemon/core/audience.h"
-#include "daemon/core/cursor.h"
+#include "common/cursor.h"
 #include "daemon/core/shared_frame.h"
 #include "daemon/core/state_file.h"
 

@@ -12,7 +12,7 @@
 
 #include "common/bytes.h"
 #include "common/fd.h"
-#include "daemon/core/cursor.h"
+#include "common/cursor.h"
 
 namespace shopcast {
 namespace {

@@ -1,7 +1,7 @@
 #include "daemon/lws/restart_state.h"
 
 #include "common/log.h"
-#include "daemon/core/cursor.h"
+#include "common/cursor.h"
 #include "daemon/core/state_file.h"
 
 namespace shopcast {

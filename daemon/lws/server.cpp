@@ -15,7 +15,7 @@
 
 #include "common/fd.h"
 #include "common/log.h"
-#include "daemon/core/cursor.h"
+#include "common/cursor.h"
 #include "daemon/lws/ipc_listener.h"
 #include "daemon/lws/listeners.h"
 #include "daemon/lws/ops.h"

@@ -1,6 +1,6 @@
-// Event cursors "<epoch>:<32 hex digits>" (daemon/core/cursor.h): the round trip, opacity (the
+// Event cursors "<epoch>:<32 hex digits>" (common/cursor.h): the round trip, opacity (the
 // text says nothing about seqs), fresh hellos, strict reading of anything else, fresh epochs.
-#include "daemon/core/cursor.h"
+#include "common/cursor.h"
 
 #include <gtest/gtest.h>
 

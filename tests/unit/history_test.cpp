@@ -2,7 +2,7 @@
 // by count and by bytes, lookups of evicted and future seqs, and resume verdicts.
 #include "daemon/core/history.h"
 
-#include "daemon/core/cursor.h"
+#include "common/cursor.h"
 #include "tests/unit/test_epoch.h"
 
 #include <gtest/gtest.h>

@@ -3,7 +3,7 @@
 // shutdown.
 #include "daemon/core/hub.h"
 
-#include "daemon/core/cursor.h"
+#include "common/cursor.h"
 #include "tests/unit/test_epoch.h"
 
 #include <gtest/gtest.h>

@@ -1,7 +1,7 @@
 // The Idempotency-Key cache: retries are recognised by key and request digest, a key reused for
 // another event is told apart, and both survive a save and restore.
 #include "daemon/core/idempotency.h"
-#include "daemon/core/cursor.h"
+#include "common/cursor.h"
 
 #include <gtest/gtest.h>
 

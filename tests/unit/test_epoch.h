@@ -4,7 +4,7 @@
 
 #include <string>
 
-#include "daemon/core/cursor.h"
+#include "common/cursor.h"
 
 namespace shopcast {
 

@@ -1,4 +1,4 @@
-#include "daemon/core/cursor.h"
+#include "common/cursor.h"
 
 #include <openssl/rand.h>
 
