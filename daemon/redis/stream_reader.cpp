@@ -391,13 +391,13 @@ void StreamReader::on_load_info(redisReply* reply) {
 void StreamReader::finish_load(std::uint64_t floor) {
     epoch_ = candidate_;
     epoch_record_ = candidate_record_;
-    hub_.reset_stream(*epoch_, floor, load_reason_);
     ++health_.resets;
     last_id_ = entry_id_of_position(floor);
-    std::vector<StreamEntry> entries = std::move(loading_);
+    const std::vector<StreamEntry> entries = std::move(loading_);
     loading_.clear();
-    for (auto entry = entries.rbegin(); entry != entries.rend(); ++entry) take(*entry);
-    hub_.deliver_published();
+    hub_.reset_stream(*epoch_, floor, load_reason_, [&] {
+        for (auto entry = entries.rbegin(); entry != entries.rend(); ++entry) take(*entry);
+    });
     log_line(LogLevel::info, "stream epoch " + epoch_->name + ": " +
                                  std::to_string(hub_.history().size()) + " events loaded, floor " +
                                  entry_id_of_position(floor) + " (" + load_reason_ + ")");
