@@ -131,6 +131,13 @@ async function health(daemon) {
   return { ok: reply.readUInt32BE(1) === 1, text: reply.subarray(9, 9 + reply.readUInt32BE(5)).toString() };
 }
 
+// The metrics query (kind 3, query 1): Prometheus' text.
+async function metrics(daemon) {
+  const reply = await ipcExchange(daemon.eventsSocket, Buffer.concat([Buffer.from([3]), u32(1)]));
+  assert.equal(reply[0], 4);
+  return reply.subarray(9, 9 + reply.readUInt32BE(5)).toString();
+}
+
 // A publish request as shopcast-fcgi sends it locally (kind 1); the ack's status (0 accepted,
 // 2 rejected).
 async function publishOnEventsSocket(daemon, event) {
@@ -207,10 +214,15 @@ describe('shopcastd reading the Redis stream', () => {
     assert.ok(!onB.messages.some((m) => m.type === 'resync'), 'no resync');
   });
 
-  test('the events socket refuses publishes and answers health', async () => {
+  test('the events socket refuses publishes and answers health and metrics', async () => {
     assert.equal(await publishOnEventsSocket(a, product(30)), 2, 'rejected');
     assert.deepEqual(await health(a), { ok: true, text: '' });
     assert.match(a.log, /refusing publish requests on the events socket: in Redis mode/);
+    const text = await metrics(a);
+    assert.match(text, /^shopcast_redis_connected 1$/m);
+    assert.match(text, /^shopcast_redis_caught_up 1$/m);
+    assert.match(text, /^shopcast_redis_entries_skipped_total 1$/m, 'the one malformed entry');
+    assert.match(text, /^shopcast_redis_last_entry_timestamp_seconds [1-9]/m);
   });
 
   test('Redis stopped: browsers stay, health says unavailable; back: the gap arrives, no resync', async () => {
