@@ -51,6 +51,11 @@ async function withStack(run) {
   const bots = [];
   try {
     await run(stack, pages, bots);
+  } catch (err) {
+    // What the services said last is usually the explanation.
+    const tail = (text) => text.slice(-3000).trim();
+    err.message += `\n--- shopcastd ---\n${tail(stack.daemonLog())}\n--- shopcast-fcgi ---\n${tail(stack.fcgiLog())}`;
+    throw err;
   } finally {
     for (const bot of bots) bot.halt();
     for (const page of pages) page.stop();
