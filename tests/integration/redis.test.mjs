@@ -53,8 +53,8 @@ async function withStack(run) {
     await run(stack, pages, bots);
   } catch (err) {
     // What the services said last is usually the explanation.
-    const tail = (text) => text.slice(-3000).trim();
-    err.message += `\n--- shopcastd ---\n${tail(stack.daemonLog())}\n--- shopcast-fcgi ---\n${tail(stack.fcgiLog())}`;
+    const tails = [...stack.daemons, ...stack.fcgiInstances].map((s) => `--- ${s.name} ---\n${s.log().slice(-1500).trim()}`);
+    err.message += `\n${tails.join('\n')}`;
     throw err;
   } finally {
     for (const bot of bots) bot.halt();
