@@ -562,7 +562,7 @@ function writeSiteConfig(stack, { site, siteRewrite, cert, key, rateLimit, rateB
     if (site !== 'production') throw new Error(`site must be 'dev' or 'production', got ${JSON.stringify(site)}`);
     return writeProductionSite({
         dir: stack.dir, runDir: stack.runDir, cert, key,
-        httpPort: stack.httpPort, httpsPort: stack.httpsPort, siteRewrite,
+        httpPort: stack.httpPort, httpsPort: stack.httpsPort, siteRewrite, workers: stack.daemons.length,
         // Debian's nginx.conf: the production site runs with what a newcomer's nginx has.
         workerConnections: 768,
         userDirective: userDirective(stack.nginxUser),

@@ -146,6 +146,32 @@ describe('three daemons behind nginx', () => {
   });
 });
 
+describe("the production site's several-daemons upstream (nginx/shopcast.conf)", () => {
+  let stack;
+  const clients = [];
+
+  before(async () => {
+    stack = await startTestStack({ site: 'production', workers: DAEMONS });
+  });
+  after(async () => {
+    await closeAll(clients);
+    await stopTestStack(stack);
+  });
+
+  test('its commented lines, uncommented for three instances, spread browsers over all three', async () => {
+    const site = fs.readFileSync(path.join(stack.dir, 'site.conf'), 'utf8');
+    assert.match(site, /^\s*least_conn;$/m);
+    const browsers = BROWSERS / 2;
+    for (let i = 0; i < browsers; i++) clients.push(await connectClient(stack.wssUrl, { origin: stack.httpsOrigin }));
+    const counts = await settledCounts(
+      () => stack.daemons.map((d) => unixConnections(d.pid, d.wsSocket)),
+      browsers,
+      'through the production site',
+    );
+    for (const [i, n] of counts.entries()) assert.ok(n >= browsers / DAEMONS / 2, `daemon ${i + 1}: ${JSON.stringify(counts)}`);
+  });
+});
+
 describe('direct mode: two daemons on one port', () => {
   let stack;
   const clients = [];
