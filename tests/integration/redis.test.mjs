@@ -200,7 +200,7 @@ class Page {
       } else if (message.type === 'resync') {
         this.log.push({ resync: message.reason, at: Date.now() });
       } else if (!CONTROL_TYPES.has(message.type)) {
-        this.log.push({ id: message.id, n: message.productId, shopId: message.shopId, at: Date.now() });
+        this.log.push({ id: message.id, n: message.productId, connection: this.connects, at: Date.now() });
         this.cursor = message.id;
       }
     });
@@ -473,7 +473,13 @@ test('SIGKILL of one daemon: its pages reconnect through nginx to the others, 0 
 
     for (const page of all) assertExact(page, ids, `page first on daemon ${page.daemon}`);
     for (const page of all.filter((p) => p.daemon !== 1)) assert.equal(page.connects, 1, 'pages of the other daemons never dropped');
-    console.log(`# SIGKILL: ${victims.length} pages moved; POST answers other than 200: ${JSON.stringify(countStatuses(bot.attempts))}`);
+    // What the moved pages got replayed on their new daemon: events answered before they were back.
+    const replayed = victims.map((p) => {
+      const back = p.log.find((e) => e.connection === 2)?.at ?? Infinity;
+      const answered = new Map(bot.accepted.map((a) => [a.id, a.answeredAt]));
+      return p.events().filter((e) => e.connection === 2 && answered.get(e.id) < back).length;
+    });
+    console.log(`# SIGKILL: ${victims.length} pages moved, events replayed to each on its new daemon: ${replayed.join(' ')}; POST answers other than 200: ${JSON.stringify(countStatuses(bot.attempts))}`);
   });
 });
 
@@ -543,7 +549,7 @@ test('Redis stopped: 503 at once, pages stay, not ready; Redis back: the gap arr
       assert.equal(a.status, 503, `the bot's attempts during the outage are 503: ${JSON.stringify(a)}`);
       assert.ok(a.ms < BOT_TIMEOUT_MS, `answered in ${a.ms} ms`);
     }
-    console.log(`# Redis outage: ${during.length} bot attempts refused (503), slowest ${Math.max(...during.map((a) => a.ms))} ms`);
+    console.log(`# Redis outage: ${during.length} bot attempts refused (503), slowest ${Math.max(...during.map((a) => a.ms))} ms; readiness said ${notReady.text.trim()}`);
   });
 });
 
@@ -575,6 +581,7 @@ test('Redis flushed: every page gets resync, never an event of the old life', { 
     assert.ok(oldIds.size >= 30 && newIds.size >= 60, `old ${oldIds.size}, new ${newIds.size}`);
     await waitForAll([...all, back], ids.at(-1));
 
+    const seen = [];
     for (const page of [...all, back]) {
       const label = page === back ? 'the page back with an old cursor' : `page on daemon ${page.daemon}`;
       const firstResync = page.log.findIndex((e) => e.resync !== undefined);
@@ -601,7 +608,9 @@ test('Redis flushed: every page gets resync, never an event of the old life', { 
       // Before the resync: the old life, in order, each once.
       const beforeIds = before.map((e) => e.id);
       assert.deepEqual(beforeIds, ids.slice(0, beforeIds.length), `${label}: the old life in order before the resync`);
+      seen.push(`${before.length}/${page.resyncs().map((r) => r.resync).join('+')}/${after.length}`);
     }
+    console.log(`# FLUSHALL: ${oldIds.size} events of the old life, ${newIds.size} of the new; per page, events before / resync reasons / events after: ${seen.join(' ')}`);
   });
 });
 
