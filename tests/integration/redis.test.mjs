@@ -9,12 +9,21 @@
 //   - Redis stopped: POSTs 503 (Retry-After: 1) at once, browsers stay connected, readiness says
 //     why; Redis back with its data: the gap arrives, 0 lost, 0 dup;
 //   - Redis flushed: every browser gets resync and never an event of the stream's old life;
-//   - one Idempotency-Key through both fcgi instances: one stream entry, one id, seen once.
+//   - one Idempotency-Key through both fcgi instances: one stream entry, one id, seen once;
+//   - a Redis with a password: both binaries log in from SHOPCAST_REDIS_PASSWORD_FILE and never
+//     print it.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import fs from 'node:fs';
 import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { promisify } from 'node:util';
 import axios from 'axios';
 import { startTestStack, stopTestStack, request, sleep, WebSocket, CONTROL_TYPES, PUBLISH_PATH } from './helpers.mjs';
+import { startRedis } from '../lib/redis-server.mjs';
 
 const DAEMONS = 3;
 const FCGI_INSTANCES = 2;
@@ -45,8 +54,8 @@ function fcgiSocket(stack, index) {
   return stack.fcgiInstances[index].socket;
 }
 
-async function withStack(run) {
-  const stack = await startTestStack({ workers: DAEMONS, fcgiInstances: FCGI_INSTANCES });
+async function withStack(run, options = {}) {
+  const stack = await startTestStack({ workers: DAEMONS, fcgiInstances: FCGI_INSTANCES, ...options });
   const pages = [];
   const bots = [];
   try {
@@ -248,7 +257,7 @@ class Page {
 // PAGES_PER_DAEMON pages on each daemon's own socket, reconnecting through nginx.
 async function openPagesOnEveryDaemon(stack, pages) {
   const opened = [];
-  for (let d = 0; d < DAEMONS; d += 1) {
+  for (let d = 0; d < stack.daemons.length; d += 1) {
     for (let i = 0; i < PAGES_PER_DAEMON; i += 1) {
       const page = new Page({ firstUrl: daemonWsUrl(stack, d), reconnectUrl: stack.wsUrl, origin: stack.origin, pages });
       page.daemon = d;
@@ -650,4 +659,37 @@ test('one Idempotency-Key through both fcgi instances: one stream entry, one id,
       assert.deepEqual(got.filter((x) => x !== id), ids, `${label}: the bot's events once and in order`);
     }
   });
+});
+
+test('a Redis with a password: both binaries log in from SHOPCAST_REDIS_PASSWORD_FILE and never print it', { timeout: TEST_TIMEOUT_MS }, async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'shopcast-redis-auth-'));
+  const password = randomBytes(24).toString('hex');
+  const redis = await startRedis({ dir, requirepass: password });
+  try {
+    const { stdout } = await promisify(execFile)('redis-cli', ['-s', redis.socketPath, 'PING'], { env: { PATH: process.env.PATH } });
+    assert.match(stdout, /NOAUTH/, 'this Redis refuses a client without the password');
+    const redisEnv = { SHOPCAST_REDIS_URL: redis.url, SHOPCAST_REDIS_PASSWORD_FILE: redis.passwordFile };
+    // The stack's own Redis has no password: this one, given to both services, has.
+    await withStack(
+      async (stack, pages, bots) => {
+        assert.equal(stack.redis, null, 'the stack runs on the given Redis, not one of its own');
+        const all = await openPagesOnEveryDaemon(stack, pages);
+        const bot = new Bot(stack, { prefix: 'auth' }).start();
+        bots.push(bot);
+        await bot.waitForAccepted(30);
+        const ids = await bot.stop();
+        await waitForAll(all, ids.at(-1));
+        for (const page of all) assertExact(page, ids, `page on daemon ${page.daemon}`);
+        const heartbeats = await redis.cli('HLEN', 'shopcast:nodes');
+        assert.equal(Number(heartbeats), 2, 'both daemons write their heartbeat');
+        for (const [name, log] of [['shopcastd', stack.daemonLog()], ['shopcast-fcgi', stack.fcgiLog()], ['nginx', stack.nginxLog()], ['access log', await stack.accessLog()]]) {
+          assert.ok(!log.includes(password), `${name} never prints the password`);
+        }
+      },
+      { workers: 2, fcgiInstances: 1, daemonEnv: redisEnv, fcgiEnv: redisEnv },
+    );
+  } finally {
+    await redis.stop();
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
 });
