@@ -36,22 +36,11 @@ const STREAM_KEY = 'shopcast:events'; // common/redis_stream.h
 const TEST_TIMEOUT_MS = 180_000;
 
 // ---------------------------------------------------------------------------------------------
-// The stack's multi-daemon handles, in one place.
+// The stack
 
+// Daemon `index`'s own WebSocket listener, bypassing nginx.
 function daemonWsUrl(stack, index) {
   return `ws+unix://${stack.daemons[index].wsSocket}:/ws`;
-}
-
-async function killDaemon(stack, index) {
-  return stack.stopDaemon(index, 'SIGKILL');
-}
-
-function redisOf(stack) {
-  return stack.redis;
-}
-
-function fcgiSocket(stack, index) {
-  return stack.fcgiInstances[index].socket;
 }
 
 async function withStack(run, options = {}) {
@@ -78,6 +67,7 @@ async function withStack(run, options = {}) {
 // Publishes product_added events 1, 2, ... one at a time, each with the key `${prefix}-${n}`, as
 // the guide's helper does (axios, the secret header, 2 s timeout), and retries an event until it
 // is answered 200: after Retry-After on a 503, after 200 ms on a timeout or a refused connection.
+// Any other answer fails the test.
 class Bot {
   constructor(stack, { prefix, shopId = 7 }) {
     this.stack = stack;
@@ -97,6 +87,7 @@ class Bot {
         await sleep(PUBLISH_INTERVAL_MS);
       }
     })();
+    this.running.catch(() => {}); // a failure surfaces in waitForAccepted() or stop()
     return this;
   }
 
@@ -135,6 +126,11 @@ class Bot {
         return;
       }
       this.attempts.push({ n, status, ms: answeredAt - sentAt, retryAfter, error, at: sentAt });
+      if (typeof status === 'number' && status !== 503) {
+        // Only "unavailable" is worth a retry; anything else is a refusal the bot must not repeat.
+        this.halted = true;
+        throw new Error(`event ${n} answered ${status} (${error})`);
+      }
       if (Date.now() > deadline) {
         this.halted = true;
         throw new Error(`event ${n} not accepted within ${ACCEPT_DEADLINE_MS / 1000} s; last attempts: ${JSON.stringify(this.attempts.slice(-3))}`);
@@ -474,7 +470,7 @@ test('SIGKILL of one daemon: its pages reconnect through nginx to the others, 0 
     bots.push(bot);
     await bot.waitForAccepted(50);
     const victims = all.filter((p) => p.daemon === 1);
-    await killDaemon(stack, 1);
+    await stack.stopDaemon(1, 'SIGKILL');
     await eventually(() => (victims.every((p) => p.connects >= 2) ? true : undefined), 'every page of the killed daemon is connected again', 15_000);
     await bot.waitForAccepted(bot.ids.length + 100);
     const ids = await bot.stop();
@@ -511,7 +507,7 @@ test('Redis stopped: 503 at once, pages stay, not ready; Redis back: the gap arr
     await bot.waitForAccepted(40);
 
     const stoppedAt = Date.now();
-    await redisOf(stack).stop();
+    await stack.redis.stop();
 
     // POSTs during the outage: each answered 503 with Retry-After: 1 before the guide's bot
     // would give up (2 s), never a hang.
@@ -542,7 +538,7 @@ test('Redis stopped: 503 at once, pages stay, not ready; Redis back: the gap arr
     assert.ok(all.every((p) => p.isOpen && p.connects === 1), 'every page still connected during the outage');
     assert.equal(bot.ids.length, acceptedBefore, 'nothing accepted while Redis is down');
 
-    await redisOf(stack).restart();
+    await stack.redis.restart();
     await bot.waitForAccepted(acceptedBefore + 60);
     const ids = await bot.stop();
     await waitForAll(all, ids.at(-1));
@@ -575,7 +571,7 @@ test('Redis flushed: every page gets resync, never an event of the old life', { 
     const awayCursor = away.cursor;
 
     const flushStart = Date.now();
-    await redisOf(stack).flushAll();
+    await stack.redis.flushAll();
     const flushEnd = Date.now();
     await eventually(() => (all.every((p) => p.resyncs().length > 0) ? true : undefined), 'every page got resync');
     await bot.waitForAccepted(bot.ids.length + 40);
@@ -632,7 +628,7 @@ test('one Idempotency-Key through both fcgi instances: one stream entry, one id,
 
     const marker = `twice-${Date.now()}`;
     const body = { type: 'shop_updated', shopId: 7, marker };
-    const send = (instance) => fcgiPublish(fcgiSocket(stack, instance), { secret: stack.secret, body, idempotencyKey: marker });
+    const send = (instance) => fcgiPublish(stack.fcgiInstances[instance].socket, { secret: stack.secret, body, idempotencyKey: marker });
     // At the same time through both, then again through each.
     const racing = await Promise.all([send(0), send(1)]);
     const again = [await send(1), await send(0)];
@@ -648,7 +644,7 @@ test('one Idempotency-Key through both fcgi instances: one stream entry, one id,
     const ids = await bot.stop();
     await waitForAll(all, ids.at(-1));
 
-    const entries = (await redisOf(stack).cli('XRANGE', STREAM_KEY, '-', '+')).split('\n').filter((line) => line.includes(marker));
+    const entries = (await stack.redis.cli('XRANGE', STREAM_KEY, '-', '+')).split('\n').filter((line) => line.includes(marker));
     assert.equal(entries.length, 1, `one stream entry carries the marker: ${entries.join(' | ')}`);
 
     for (const page of all) {
