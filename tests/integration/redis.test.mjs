@@ -436,7 +436,7 @@ test('a cursor from one daemon resumes exactly on another', { timeout: TEST_TIME
     leaver.stop();
     const leftAt = leaver.cursor;
     assert.ok(leaver.eventIds().includes(leftAt));
-    await bot.waitForAccepted(leaver.events().length + 40); // events it misses while away
+    await bot.waitForAccepted(bot.ids.length + 40); // events it misses while away
 
     // The same cursors, resumed on the other daemons while the bot keeps publishing.
     const resumed = [];
