@@ -178,8 +178,10 @@ bool Hub::append_from_stream(std::uint64_t position, const StreamedEvent& event)
     return true;
 }
 
-void Hub::reset_stream(const Epoch& epoch, std::uint64_t floor, std::string_view reason) {
+void Hub::reset_stream(const Epoch& epoch, std::uint64_t floor, std::string_view reason,
+                       const std::function<void()>& append_newest) {
     history_.reset(epoch, floor);
+    if (append_newest) append_newest();
     delivered_seq_ = history_.last_seq();
     for (auto& session : sessions_) {
         session->next_seq = history_.last_seq() + 1;

@@ -72,9 +72,12 @@ class Hub final : public EventSink {
     // stream order; false when it does not come after the newest one (nothing is appended).
     // deliver_published() sends it on.
     bool append_from_stream(std::uint64_t position, const StreamedEvent& event);
-    // The history starts over in `epoch` with nothing known up to `floor`: every connection
-    // gets `resync` with `reason` and is live from here.
-    void reset_stream(const Epoch& epoch, std::uint64_t floor, std::string_view reason);
+    // The history starts over in `epoch` with nothing known up to `floor`, then
+    // `append_newest` fills it (append_from_stream) with what the stream still holds: every
+    // connection gets `resync` with `reason` and is live after those, which stay for resume
+    // only (a resynced page fetches its state afresh; replaying them would repeat what it had).
+    void reset_stream(const Epoch& epoch, std::uint64_t floor, std::string_view reason,
+                      const std::function<void()>& append_newest = {});
 
     void on_text_message(Session& session, std::string_view text);
     void on_binary_message(Session& session);

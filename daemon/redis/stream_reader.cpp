@@ -22,6 +22,9 @@ constexpr std::uint64_t kMaxBackoffMs = 5000;
 // Connecting, AUTH, SELECT and the epoch script must be done by then, else it is tried again.
 constexpr std::uint64_t kConnectDeadlineMs = 2000;
 constexpr std::int64_t kCheckIntervalMs = 1000;
+// A connected Redis answers within XREAD's block time; one that stays silent much longer hangs
+// (stopped, swapping, a dead peer without a reset) and is given up on, so health says so.
+constexpr std::uint64_t kSilenceLimitMs = 3000;
 constexpr const char* kReadBlockMs = "1000";
 constexpr std::size_t kReadCount = 1000;
 
@@ -144,7 +147,8 @@ StreamReader::StreamReader(uv_loop_t* loop, RedisEndpoint endpoint, Hub& hub,
       history_events_(std::max<std::size_t>(history_events, 1)),
       node_id_(node_id()),
       retry_timer_(loop),
-      connect_deadline_(loop) {}
+      connect_deadline_(loop),
+      silence_watch_(loop) {}
 
 StreamReader::~StreamReader() {
     stopping_ = true;
@@ -171,6 +175,7 @@ void StreamReader::reply_to(redisAsyncContext* context, void* reply, void* data)
     auto* reader = static_cast<StreamReader*>(data);
     // No reply: the connection is going away; on_disconnected or drop() takes it from there.
     if (reader->stopping_ || reply == nullptr || context != reader->context_) return;
+    reader->last_reply_ms_ = uv_now(reader->loop_);
     const int outcome = call_guarded("redis reply", [&] {
         (reader->*handler)(static_cast<redisReply*>(reply));
         return 0;
@@ -249,8 +254,20 @@ void StreamReader::drop(std::string_view why) {
     on_lost(why);
 }
 
+void StreamReader::watch_for_silence() {
+    silence_watch_.start(kSilenceLimitMs / 2, [this] {
+        if (!health_.connected) return;
+        if (uv_now(loop_) - last_reply_ms_ > kSilenceLimitMs) {
+            drop("no answer for 3 s");
+            return;
+        }
+        watch_for_silence();
+    });
+}
+
 void StreamReader::on_lost(std::string_view why) {
     connect_deadline_.stop();
+    silence_watch_.stop();
     const bool was_connected = health_.connected;
     health_.connected = false;
     health_.caught_up = false;
@@ -301,6 +318,7 @@ void StreamReader::on_epoch(redisReply* reply) {
         health_.connected = true;
         ++health_.connects;
         connect_deadline_.stop();
+        watch_for_silence();
         attempts_ = 0;
         if (outage_logged_ || health_.connects > 1) {
             log_line(LogLevel::info, "Redis " + endpoint_.describe() + " is back");
@@ -391,13 +409,13 @@ void StreamReader::on_load_info(redisReply* reply) {
 void StreamReader::finish_load(std::uint64_t floor) {
     epoch_ = candidate_;
     epoch_record_ = candidate_record_;
-    hub_.reset_stream(*epoch_, floor, load_reason_);
     ++health_.resets;
     last_id_ = entry_id_of_position(floor);
-    std::vector<StreamEntry> entries = std::move(loading_);
+    const std::vector<StreamEntry> entries = std::move(loading_);
     loading_.clear();
-    for (auto entry = entries.rbegin(); entry != entries.rend(); ++entry) take(*entry);
-    hub_.deliver_published();
+    hub_.reset_stream(*epoch_, floor, load_reason_, [&] {
+        for (auto entry = entries.rbegin(); entry != entries.rend(); ++entry) take(*entry);
+    });
     log_line(LogLevel::info, "stream epoch " + epoch_->name + ": " +
                                  std::to_string(hub_.history().size()) + " events loaded, floor " +
                                  entry_id_of_position(floor) + " (" + load_reason_ + ")");

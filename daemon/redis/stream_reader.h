@@ -64,6 +64,7 @@ class StreamReader {
     void schedule_reconnect();
     void warn(std::string line);
 
+    void watch_for_silence();
     void check_epoch();
     void read_next();
     void write_heartbeat_and_check_epoch();
@@ -92,6 +93,8 @@ class StreamReader {
     unsigned attempts_ = 0;
     UvTimer retry_timer_;
     UvTimer connect_deadline_;
+    UvTimer silence_watch_;
+    std::uint64_t last_reply_ms_ = 0;  // uv_now() when the connection last answered
 
     // The stream's life as last agreed; nullopt before the first load.
     std::optional<Epoch> epoch_;

@@ -3,8 +3,8 @@
 // entries are appended with redis-cli in the contract's shape. Shown: entries arrive in stream
 // order with ids that are cursors; a cursor from one daemon resumes exactly on the other; the
 // events socket refuses publishes but answers health, which says "redis unavailable" while
-// Redis is down; browsers stay connected and nothing is lost when it returns; FLUSHALL makes
-// every browser resync and no old cursor replays an event of the new stream.
+// Redis is down or hangs; browsers stay connected and nothing is lost when it returns;
+// FLUSHALL makes every browser resync and no old cursor replays an event of the new stream.
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile, spawn } from 'node:child_process';
@@ -52,6 +52,7 @@ async function startRedis() {
 
 async function stopRedis() {
   if (!redis) return;
+  redis.child.kill('SIGCONT'); // in case a test left it stopped
   redis.child.kill('SIGTERM');
   await redis.exited;
   redis = null;
@@ -130,6 +131,13 @@ async function health(daemon) {
   return { ok: reply.readUInt32BE(1) === 1, text: reply.subarray(9, 9 + reply.readUInt32BE(5)).toString() };
 }
 
+// The metrics query (kind 3, query 1): Prometheus' text.
+async function metrics(daemon) {
+  const reply = await ipcExchange(daemon.eventsSocket, Buffer.concat([Buffer.from([3]), u32(1)]));
+  assert.equal(reply[0], 4);
+  return reply.subarray(9, 9 + reply.readUInt32BE(5)).toString();
+}
+
 // A publish request as shopcast-fcgi sends it locally (kind 1); the ack's status (0 accepted,
 // 2 rejected).
 async function publishOnEventsSocket(daemon, event) {
@@ -206,10 +214,15 @@ describe('shopcastd reading the Redis stream', () => {
     assert.ok(!onB.messages.some((m) => m.type === 'resync'), 'no resync');
   });
 
-  test('the events socket refuses publishes and answers health', async () => {
+  test('the events socket refuses publishes and answers health and metrics', async () => {
     assert.equal(await publishOnEventsSocket(a, product(30)), 2, 'rejected');
     assert.deepEqual(await health(a), { ok: true, text: '' });
     assert.match(a.log, /refusing publish requests on the events socket: in Redis mode/);
+    const text = await metrics(a);
+    assert.match(text, /^shopcast_redis_connected 1$/m);
+    assert.match(text, /^shopcast_redis_caught_up 1$/m);
+    assert.match(text, /^shopcast_redis_entries_skipped_total 1$/m, 'the one malformed entry');
+    assert.match(text, /^shopcast_redis_last_entry_timestamp_seconds [1-9]/m);
   });
 
   test('Redis stopped: browsers stay, health says unavailable; back: the gap arrives, no resync', async () => {
@@ -231,6 +244,26 @@ describe('shopcastd reading the Redis stream', () => {
     const events = await c.waitForCount(isEvent, 3, { timeout: 10_000 });
     assert.deepEqual(events.map((e) => e.productId), [40, 41, 42]);
     assert.ok(!c.messages.some((m) => m.type === 'resync'), 'nothing was lost, so no resync');
+  });
+
+  test('a hanging Redis (SIGSTOP) is given up on: health says unavailable; it resumes after SIGCONT', async () => {
+    const c = await open(a.url);
+    redis.child.kill('SIGSTOP');
+    try {
+      const down = await eventually(async () => {
+        const answer = await health(a);
+        return answer.ok ? undefined : answer;
+      }, 'health to notice the silence');
+      assert.match(down.text, /redis unavailable/);
+      assert.equal(c.closed, null, 'the browser stays connected');
+    } finally {
+      redis.child.kill('SIGCONT');
+    }
+    await eventually(async () => ((await health(a)).ok ? true : undefined), 'health to be ready again');
+    await append(product(45));
+    const [event] = await c.waitForCount(isEvent, 1, { timeout: 10_000 });
+    assert.equal(event.productId, 45);
+    assert.match(a.log, /no answer for 3 s/);
   });
 
   test('FLUSHALL: every browser resyncs, an old cursor resyncs, new entries flow', async () => {

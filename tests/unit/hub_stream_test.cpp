@@ -155,16 +155,27 @@ TEST_F(HubStreamTest, AResetResyncsEveryConnectionWhichThenGoesOnLive) {
     const std::string old_cursor = codec_.event_cursor(position_of(1000, 0));
 
     const Epoch next = test_epoch("hubst2");
-    hub_->reset_stream(next, position_of(5, 0), "epoch_changed");
-    feed(position_of(5, 1), 7);
-    const std::string new_id = CursorCodec(next).event_cursor(position_of(5, 1));
+    const CursorCodec next_codec(next);
+    // The new life already holds an entry when this daemon notices: it stays for resume only.
+    hub_->reset_stream(next, position_of(5, 0), "epoch_changed", [&] {
+        EXPECT_TRUE(hub_->append_from_stream(
+            position_of(5, 1),
+            {"product_added", "5", "", R"({"type":"product_added","shopId":5,"productId":6})"}));
+    });
+    feed(position_of(5, 2), 7);
     for (Session* session : {&live, &held}) {
         const std::vector<Sent> messages = drain(*session);
         ASSERT_EQ(messages.size(), 2u);
         EXPECT_EQ(messages[0].type, "resync");
         EXPECT_EQ(messages[0].reason, "epoch_changed");
-        EXPECT_EQ(messages[1].id, new_id);
+        EXPECT_EQ(messages[1].id, next_codec.event_cursor(position_of(5, 2)))
+            << "live after what the reset loaded";
     }
+    Session& resumed = open_resumed(next_codec.hello_cursor(position_of(5, 0)));
+    EXPECT_EQ(ids_of(drain(resumed)),
+              (std::vector<std::string>{next_codec.event_cursor(position_of(5, 1)),
+                                        next_codec.event_cursor(position_of(5, 2))}))
+        << "a cursor of the new life replays what the reset loaded";
     // A cursor of the old life resyncs: no event of the new stream is replayed for it.
     Session& late = open_resumed(old_cursor);
     const std::vector<Sent> messages = drain(late);
