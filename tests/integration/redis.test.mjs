@@ -9,12 +9,21 @@
 //   - Redis stopped: POSTs 503 (Retry-After: 1) at once, browsers stay connected, readiness says
 //     why; Redis back with its data: the gap arrives, 0 lost, 0 dup;
 //   - Redis flushed: every browser gets resync and never an event of the stream's old life;
-//   - one Idempotency-Key through both fcgi instances: one stream entry, one id, seen once.
+//   - one Idempotency-Key through both fcgi instances: one stream entry, one id, seen once;
+//   - a Redis with a password: both binaries log in from SHOPCAST_REDIS_PASSWORD_FILE and never
+//     print it.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import fs from 'node:fs';
 import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { promisify } from 'node:util';
 import axios from 'axios';
 import { startTestStack, stopTestStack, request, sleep, WebSocket, CONTROL_TYPES, PUBLISH_PATH } from './helpers.mjs';
+import { startRedis } from '../lib/redis-server.mjs';
 
 const DAEMONS = 3;
 const FCGI_INSTANCES = 2;
@@ -27,30 +36,24 @@ const STREAM_KEY = 'shopcast:events'; // common/redis_stream.h
 const TEST_TIMEOUT_MS = 180_000;
 
 // ---------------------------------------------------------------------------------------------
-// The stack's multi-daemon handles, in one place.
+// The stack
 
+// Daemon `index`'s own WebSocket listener, bypassing nginx.
 function daemonWsUrl(stack, index) {
   return `ws+unix://${stack.daemons[index].wsSocket}:/ws`;
 }
 
-async function killDaemon(stack, index) {
-  return stack.stopDaemon(index, 'SIGKILL');
-}
-
-function redisOf(stack) {
-  return stack.redis;
-}
-
-function fcgiSocket(stack, index) {
-  return stack.fcgiInstances[index].socket;
-}
-
-async function withStack(run) {
-  const stack = await startTestStack({ workers: DAEMONS, fcgiInstances: FCGI_INSTANCES });
+async function withStack(run, options = {}) {
+  const stack = await startTestStack({ workers: DAEMONS, fcgiInstances: FCGI_INSTANCES, ...options });
   const pages = [];
   const bots = [];
   try {
     await run(stack, pages, bots);
+  } catch (err) {
+    // What the services said last is usually the explanation.
+    const tails = [...stack.daemons, ...stack.fcgiInstances].map((s) => `--- ${s.name} ---\n${s.log().slice(-1500).trim()}`);
+    err.message += `\n${tails.join('\n')}`;
+    throw err;
   } finally {
     for (const bot of bots) bot.halt();
     for (const page of pages) page.stop();
@@ -64,6 +67,7 @@ async function withStack(run) {
 // Publishes product_added events 1, 2, ... one at a time, each with the key `${prefix}-${n}`, as
 // the guide's helper does (axios, the secret header, 2 s timeout), and retries an event until it
 // is answered 200: after Retry-After on a 503, after 200 ms on a timeout or a refused connection.
+// Any other answer fails the test.
 class Bot {
   constructor(stack, { prefix, shopId = 7 }) {
     this.stack = stack;
@@ -83,6 +87,7 @@ class Bot {
         await sleep(PUBLISH_INTERVAL_MS);
       }
     })();
+    this.running.catch(() => {}); // a failure surfaces in waitForAccepted() or stop()
     return this;
   }
 
@@ -121,6 +126,11 @@ class Bot {
         return;
       }
       this.attempts.push({ n, status, ms: answeredAt - sentAt, retryAfter, error, at: sentAt });
+      if (typeof status === 'number' && status !== 503) {
+        // Only "unavailable" is worth a retry; anything else is a refusal the bot must not repeat.
+        this.halted = true;
+        throw new Error(`event ${n} answered ${status} (${error})`);
+      }
       if (Date.now() > deadline) {
         this.halted = true;
         throw new Error(`event ${n} not accepted within ${ACCEPT_DEADLINE_MS / 1000} s; last attempts: ${JSON.stringify(this.attempts.slice(-3))}`);
@@ -195,7 +205,7 @@ class Page {
       } else if (message.type === 'resync') {
         this.log.push({ resync: message.reason, at: Date.now() });
       } else if (!CONTROL_TYPES.has(message.type)) {
-        this.log.push({ id: message.id, n: message.productId, shopId: message.shopId, at: Date.now() });
+        this.log.push({ id: message.id, n: message.productId, connection: this.connects, at: Date.now() });
         this.cursor = message.id;
       }
     });
@@ -243,7 +253,7 @@ class Page {
 // PAGES_PER_DAEMON pages on each daemon's own socket, reconnecting through nginx.
 async function openPagesOnEveryDaemon(stack, pages) {
   const opened = [];
-  for (let d = 0; d < DAEMONS; d += 1) {
+  for (let d = 0; d < stack.daemons.length; d += 1) {
     for (let i = 0; i < PAGES_PER_DAEMON; i += 1) {
       const page = new Page({ firstUrl: daemonWsUrl(stack, d), reconnectUrl: stack.wsUrl, origin: stack.origin, pages });
       page.daemon = d;
@@ -426,7 +436,7 @@ test('a cursor from one daemon resumes exactly on another', { timeout: TEST_TIME
     leaver.stop();
     const leftAt = leaver.cursor;
     assert.ok(leaver.eventIds().includes(leftAt));
-    await bot.waitForAccepted(leaver.events().length + 40); // events it misses while away
+    await bot.waitForAccepted(bot.ids.length + 40); // events it misses while away
 
     // The same cursors, resumed on the other daemons while the bot keeps publishing.
     const resumed = [];
@@ -460,7 +470,7 @@ test('SIGKILL of one daemon: its pages reconnect through nginx to the others, 0 
     bots.push(bot);
     await bot.waitForAccepted(50);
     const victims = all.filter((p) => p.daemon === 1);
-    await killDaemon(stack, 1);
+    await stack.stopDaemon(1, 'SIGKILL');
     await eventually(() => (victims.every((p) => p.connects >= 2) ? true : undefined), 'every page of the killed daemon is connected again', 15_000);
     await bot.waitForAccepted(bot.ids.length + 100);
     const ids = await bot.stop();
@@ -468,7 +478,13 @@ test('SIGKILL of one daemon: its pages reconnect through nginx to the others, 0 
 
     for (const page of all) assertExact(page, ids, `page first on daemon ${page.daemon}`);
     for (const page of all.filter((p) => p.daemon !== 1)) assert.equal(page.connects, 1, 'pages of the other daemons never dropped');
-    console.log(`# SIGKILL: ${victims.length} pages moved; POST answers other than 200: ${JSON.stringify(countStatuses(bot.attempts))}`);
+    // What the moved pages got replayed on their new daemon: events answered before they were back.
+    const replayed = victims.map((p) => {
+      const back = p.log.find((e) => e.connection === 2)?.at ?? Infinity;
+      const answered = new Map(bot.accepted.map((a) => [a.id, a.answeredAt]));
+      return p.events().filter((e) => e.connection === 2 && answered.get(e.id) < back).length;
+    });
+    console.log(`# SIGKILL: ${victims.length} pages moved, events replayed to each on its new daemon: ${replayed.join(' ')}; POST answers other than 200: ${JSON.stringify(countStatuses(bot.attempts))}`);
   });
 });
 
@@ -491,7 +507,7 @@ test('Redis stopped: 503 at once, pages stay, not ready; Redis back: the gap arr
     await bot.waitForAccepted(40);
 
     const stoppedAt = Date.now();
-    await redisOf(stack).stop();
+    await stack.redis.stop();
 
     // POSTs during the outage: each answered 503 with Retry-After: 1 before the guide's bot
     // would give up (2 s), never a hang.
@@ -522,7 +538,7 @@ test('Redis stopped: 503 at once, pages stay, not ready; Redis back: the gap arr
     assert.ok(all.every((p) => p.isOpen && p.connects === 1), 'every page still connected during the outage');
     assert.equal(bot.ids.length, acceptedBefore, 'nothing accepted while Redis is down');
 
-    await redisOf(stack).restart();
+    await stack.redis.restart();
     await bot.waitForAccepted(acceptedBefore + 60);
     const ids = await bot.stop();
     await waitForAll(all, ids.at(-1));
@@ -538,7 +554,7 @@ test('Redis stopped: 503 at once, pages stay, not ready; Redis back: the gap arr
       assert.equal(a.status, 503, `the bot's attempts during the outage are 503: ${JSON.stringify(a)}`);
       assert.ok(a.ms < BOT_TIMEOUT_MS, `answered in ${a.ms} ms`);
     }
-    console.log(`# Redis outage: ${during.length} bot attempts refused (503), slowest ${Math.max(...during.map((a) => a.ms))} ms`);
+    console.log(`# Redis outage: ${during.length} bot attempts refused (503), slowest ${Math.max(...during.map((a) => a.ms))} ms; readiness said ${notReady.text.trim()}`);
   });
 });
 
@@ -555,7 +571,7 @@ test('Redis flushed: every page gets resync, never an event of the old life', { 
     const awayCursor = away.cursor;
 
     const flushStart = Date.now();
-    await redisOf(stack).flushAll();
+    await stack.redis.flushAll();
     const flushEnd = Date.now();
     await eventually(() => (all.every((p) => p.resyncs().length > 0) ? true : undefined), 'every page got resync');
     await bot.waitForAccepted(bot.ids.length + 40);
@@ -570,6 +586,7 @@ test('Redis flushed: every page gets resync, never an event of the old life', { 
     assert.ok(oldIds.size >= 30 && newIds.size >= 60, `old ${oldIds.size}, new ${newIds.size}`);
     await waitForAll([...all, back], ids.at(-1));
 
+    const seen = [];
     for (const page of [...all, back]) {
       const label = page === back ? 'the page back with an old cursor' : `page on daemon ${page.daemon}`;
       const firstResync = page.log.findIndex((e) => e.resync !== undefined);
@@ -596,7 +613,9 @@ test('Redis flushed: every page gets resync, never an event of the old life', { 
       // Before the resync: the old life, in order, each once.
       const beforeIds = before.map((e) => e.id);
       assert.deepEqual(beforeIds, ids.slice(0, beforeIds.length), `${label}: the old life in order before the resync`);
+      seen.push(`${before.length}/${page.resyncs().map((r) => r.resync).join('+')}/${after.length}`);
     }
+    console.log(`# FLUSHALL: ${oldIds.size} events of the old life, ${newIds.size} of the new; per page, events before / resync reasons / events after: ${seen.join(' ')}`);
   });
 });
 
@@ -609,7 +628,7 @@ test('one Idempotency-Key through both fcgi instances: one stream entry, one id,
 
     const marker = `twice-${Date.now()}`;
     const body = { type: 'shop_updated', shopId: 7, marker };
-    const send = (instance) => fcgiPublish(fcgiSocket(stack, instance), { secret: stack.secret, body, idempotencyKey: marker });
+    const send = (instance) => fcgiPublish(stack.fcgiInstances[instance].socket, { secret: stack.secret, body, idempotencyKey: marker });
     // At the same time through both, then again through each.
     const racing = await Promise.all([send(0), send(1)]);
     const again = [await send(1), await send(0)];
@@ -625,7 +644,7 @@ test('one Idempotency-Key through both fcgi instances: one stream entry, one id,
     const ids = await bot.stop();
     await waitForAll(all, ids.at(-1));
 
-    const entries = (await redisOf(stack).cli('XRANGE', STREAM_KEY, '-', '+')).split('\n').filter((line) => line.includes(marker));
+    const entries = (await stack.redis.cli('XRANGE', STREAM_KEY, '-', '+')).split('\n').filter((line) => line.includes(marker));
     assert.equal(entries.length, 1, `one stream entry carries the marker: ${entries.join(' | ')}`);
 
     for (const page of all) {
@@ -636,4 +655,37 @@ test('one Idempotency-Key through both fcgi instances: one stream entry, one id,
       assert.deepEqual(got.filter((x) => x !== id), ids, `${label}: the bot's events once and in order`);
     }
   });
+});
+
+test('a Redis with a password: both binaries log in from SHOPCAST_REDIS_PASSWORD_FILE and never print it', { timeout: TEST_TIMEOUT_MS }, async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'shopcast-redis-auth-'));
+  const password = randomBytes(24).toString('hex');
+  const redis = await startRedis({ dir, requirepass: password });
+  try {
+    const { stdout } = await promisify(execFile)('redis-cli', ['-s', redis.socketPath, 'PING'], { env: { PATH: process.env.PATH } });
+    assert.match(stdout, /NOAUTH/, 'this Redis refuses a client without the password');
+    const redisEnv = { SHOPCAST_REDIS_URL: redis.url, SHOPCAST_REDIS_PASSWORD_FILE: redis.passwordFile };
+    // The stack's own Redis has no password: this one, given to both services, has.
+    await withStack(
+      async (stack, pages, bots) => {
+        assert.equal(stack.redis, null, 'the stack runs on the given Redis, not one of its own');
+        const all = await openPagesOnEveryDaemon(stack, pages);
+        const bot = new Bot(stack, { prefix: 'auth' }).start();
+        bots.push(bot);
+        await bot.waitForAccepted(30);
+        const ids = await bot.stop();
+        await waitForAll(all, ids.at(-1));
+        for (const page of all) assertExact(page, ids, `page on daemon ${page.daemon}`);
+        const heartbeats = await redis.cli('HLEN', 'shopcast:nodes');
+        assert.equal(Number(heartbeats), 2, 'both daemons write their heartbeat');
+        for (const [name, log] of [['shopcastd', stack.daemonLog()], ['shopcast-fcgi', stack.fcgiLog()], ['nginx', stack.nginxLog()], ['access log', await stack.accessLog()]]) {
+          assert.ok(!log.includes(password), `${name} never prints the password`);
+        }
+      },
+      { workers: 2, fcgiInstances: 1, daemonEnv: redisEnv, fcgiEnv: redisEnv },
+    );
+  } finally {
+    await redis.stop();
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
 });
