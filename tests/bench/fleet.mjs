@@ -118,8 +118,10 @@ function addErrors(into, errors) {
     return into;
 }
 
-export async function startFleet({ clients, perProcess = PER_PROCESS, log = () => {} }) {
-    const count = Math.max(1, Math.ceil(clients / perProcess));
+// `processes`: at least this many (one process parses its clients' frames on one core, so a
+// fan-out measured with fewer processes than cores measures the fleet).
+export async function startFleet({ clients, processes = 1, log = () => {} }) {
+    const count = Math.min(clients, Math.max(processes, Math.ceil(clients / PER_PROCESS)));
     const procs = Array.from({ length: count }, () => new FleetProcess(log));
     try {
         await Promise.all(procs.map((p) => p.started));
@@ -141,8 +143,9 @@ export async function startFleet({ clients, perProcess = PER_PROCESS, log = () =
         progress,
 
         // Opens every client against `targets` (each client i to targets[i % length]), at most
-        // `perSecond` new ones per second over the whole fleet; logs the count every 5 s.
-        async connect(targets, { perSecond = 2000, inFlight = 64, timeoutMs = 30000 } = {}) {
+        // `perSecond` new ones per second over the whole fleet, each given `timeoutMs` to open,
+        // all of them `limitMs`; logs the count every 5 s.
+        async connect(targets, { perSecond = 2000, inFlight = 64, timeoutMs = 30000, limitMs = 900000 } = {}) {
             const t0 = now();
             let first = 0;
             const plans = procs.map((p, i) => {
@@ -150,7 +153,6 @@ export async function startFleet({ clients, perProcess = PER_PROCESS, log = () =
                 first += plan.count;
                 return plan;
             });
-            const limitMs = (clients / perSecond) * 1000 * 2 + timeoutMs + 60000;
             const ticker = setInterval(() => {
                 progress().then((p) => log(`fleet: ${p.open.toLocaleString('en-US')} of ${clients.toLocaleString('en-US')} open (${Math.round((now() - t0) / 1000)} s)`), () => {});
             }, 5000);

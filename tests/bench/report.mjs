@@ -382,7 +382,9 @@ export function renderScaleReport(report) {
     const lines = [];
     const p = (s = '') => lines.push(s);
     const ms = (v) => (isNum(v) ? (v >= 100 ? int(v) : f(v, 1)) : '–');
-    const [fan1, fanN, big] = scale.sessions;
+    const big = scale.sessions.find((sc) => sc.kind === 'scale');
+    const fanN = scale.sessions.find((sc) => sc.kind === 'fanout' && sc.daemons > 1);
+    const fan1 = scale.sessions.find((sc) => sc.kind === 'fanout' && sc.daemons === 1);
     const n = scale.settings.daemons;
     const how = scale.mode === 'redis'
         ? `${n} shopcastd sharing one direct-mode port (SO_REUSEPORT), each reading the Redis stream; events POSTed through nginx and shopcast-fcgi`

@@ -5,9 +5,9 @@
 // 15,000). Three sessions, each on a fresh stack (tests/bench/scale-stack.mjs) and a fresh client
 // fleet (tests/bench/fleet.mjs):
 //
-//   fan-out, 1 daemon    BENCH_SCALE_FANOUT_CLIENTS clients, BENCH_SCALE_FANOUT_EVENTS (10) events
-//   fan-out, N daemons   the same clients spread over N daemons, the same events
 //   scale, N daemons     BENCH_SCALE_CLIENTS clients, BENCH_SCALE_EVENTS (3) events
+//   fan-out, N daemons   BENCH_SCALE_FANOUT_CLIENTS clients, BENCH_SCALE_FANOUT_EVENTS (10) events
+//   fan-out, 1 daemon    the same clients on one daemon, the same events
 //
 // Each session: daemons' RSS before the clients and BENCH_SETTLE_MS after the last one opened
 // (per connection = the difference ÷ clients), then one event at a time (the next once every
@@ -15,7 +15,8 @@
 // BENCH_SCALE_MODE: redis (the stack's `workers: N`, one shared port, events through Redis),
 // local (N local-mode daemons on their own ports, each sent the event on its events socket) or
 // auto (default: redis when this tree's stack can start it, else local). BENCH_SCALE_RATE (2000):
-// new connections per second over the whole fleet.
+// new connections per second over the whole fleet; BENCH_SCALE_CONNECT_SECONDS (900): the most a
+// session's connecting may take.
 
 import { readdirSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -45,9 +46,9 @@ const median = (values) => {
     return v.length ? v[Math.floor((v.length - 1) / 2)] : null;
 };
 
-async function session({ label, mode, daemons, clients, events, settings, dir, log }) {
+async function session({ kind, label, mode, daemons, clients, processes, events, settings, dir, log }) {
     const t0 = now();
-    const result = { label, mode, daemons, clients, events };
+    const result = { kind, label, mode, daemons, clients, events };
     log(`scale: ${label}: starting ${daemons} daemon(s) (${mode} mode) for ${clients.toLocaleString('en-US')} clients`);
     // Room for an uneven spread over a shared port; under the 20,000 descriptors of a process.
     const maxConnections = Math.min(19900, Math.ceil((clients / daemons) * 1.15) + 100);
@@ -58,8 +59,8 @@ async function session({ label, mode, daemons, clients, events, settings, dir, l
         await sleep(500);
         const pids = stack.daemonPids();
         const before = daemonMemory(pids);
-        fleet = await startFleet({ clients, log });
-        result.connect = await fleet.connect(stack.targets, { perSecond: settings.rate });
+        fleet = await startFleet({ clients, processes, log });
+        result.connect = await fleet.connect(stack.targets, { perSecond: settings.rate, limitMs: settings.connectSeconds * 1000 });
         const c = result.connect;
         log(`scale: ${label}: ${c.connected.toLocaleString('en-US')} of ${clients.toLocaleString('en-US')} open in ${(c.ms / 1000).toFixed(1)} s ` +
             `(${c.processes} fleet processes, ${c.sourceAddresses.length} source addresses)${c.failed ? `, ${c.failed} failed ${JSON.stringify(c.errors)}` : ''}`);
@@ -125,10 +126,14 @@ async function redisModeAvailable() {
 export async function scaleScenario({ settings, tmpRoot, log }) {
     const mode = settings.mode === 'auto' ? ((await redisModeAvailable()) ? 'redis' : 'local') : settings.mode;
     const t0 = now();
+    // The same fleet for both fan-out sessions, one process per 4,000 clients (at least two, one
+    // per core): a process parses its clients' frames one after another.
+    const fanoutProcesses = Math.max(2, Math.ceil(settings.fanoutClients / 4000));
+    // The headline first, so that a run cut short by BENCH_MAX_SECONDS still has it.
     const plan = [
-        { label: 'fan-out, 1 daemon', daemons: 1, clients: settings.fanoutClients, events: settings.fanoutEvents },
-        { label: `fan-out, ${settings.daemons} daemons`, daemons: settings.daemons, clients: settings.fanoutClients, events: settings.fanoutEvents },
-        { label: `scale, ${settings.daemons} daemons`, daemons: settings.daemons, clients: settings.clients, events: settings.events },
+        { kind: 'scale', label: `scale, ${settings.daemons} daemons`, daemons: settings.daemons, clients: settings.clients, processes: 1, events: settings.events },
+        { kind: 'fanout', label: `fan-out, ${settings.daemons} daemons`, daemons: settings.daemons, clients: settings.fanoutClients, processes: fanoutProcesses, events: settings.fanoutEvents },
+        { kind: 'fanout', label: 'fan-out, 1 daemon', daemons: 1, clients: settings.fanoutClients, processes: fanoutProcesses, events: settings.fanoutEvents },
     ];
     const sessions = [];
     for (const s of plan) {
