@@ -19,7 +19,7 @@ install(DIRECTORY web/ DESTINATION ${CMAKE_INSTALL_DATADIR}/shopcast/web
         PATTERN "*.md" EXCLUDE PATTERN "package.json" EXCLUDE)
 
 install(FILES systemd/shopcastd.service systemd/shopcastd.socket systemd/shopcastd-events.socket
-              systemd/shopcast-fcgi.service systemd/shopcast-fcgi.socket
+              systemd/shopcastd@.service systemd/shopcast-fcgi.service systemd/shopcast-fcgi.socket
         DESTINATION ${SHOPCAST_SYSTEMD_UNIT_DIR})
 install(FILES systemd/shopcast.sysusers.conf DESTINATION ${SHOPCAST_SYSUSERS_DIR} RENAME shopcast.conf)
 install(FILES systemd/shopcast.tmpfiles.conf DESTINATION ${SHOPCAST_TMPFILES_DIR} RENAME shopcast.conf)

@@ -57,6 +57,34 @@ Epoch Epoch::generate() {
     return epoch;
 }
 
+std::string Epoch::record() const {
+    std::string text = name;
+    text.push_back(':');
+    for (unsigned char byte : key) {
+        text.push_back(kHex[byte >> 4]);
+        text.push_back(kHex[byte & 0xf]);
+    }
+    return text;
+}
+
+std::optional<Epoch> Epoch::from_record(std::string_view text) {
+    const auto colon = text.find(':');
+    if (colon == std::string_view::npos || !is_epoch_name(text.substr(0, colon))) {
+        return std::nullopt;
+    }
+    const std::string_view digits = text.substr(colon + 1);
+    Epoch epoch;
+    if (digits.size() != 2 * epoch.key.size()) return std::nullopt;
+    for (std::size_t i = 0; i < epoch.key.size(); ++i) {
+        const int high = hex_value(digits[2 * i]);
+        const int low = hex_value(digits[2 * i + 1]);
+        if (high < 0 || low < 0) return std::nullopt;
+        epoch.key[i] = static_cast<unsigned char>(high << 4 | low);
+    }
+    epoch.name = text.substr(0, colon);
+    return epoch;
+}
+
 CursorCodec::CursorCodec(const Epoch& epoch)
     : name_(epoch.name), encrypt_(EVP_CIPHER_CTX_new()), decrypt_(EVP_CIPHER_CTX_new()) {
     if (!is_epoch_name(name_)) throw std::invalid_argument("invalid epoch name");

@@ -21,6 +21,11 @@ struct Epoch {
 
     // A fresh random name of 6 base-36 characters and a fresh random key.
     static Epoch generate();
+
+    // "<name>:<32 hex digits of the key>": how an epoch shared by several processes is stored
+    // (the Redis key shopcast:epoch). Anything else read back is nullopt.
+    std::string record() const;
+    static std::optional<Epoch> from_record(std::string_view text);
 };
 
 bool is_epoch_name(std::string_view name);

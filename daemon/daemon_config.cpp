@@ -66,6 +66,9 @@ std::vector<SettingSpec> daemon_setting_specs() {
         {"state-directory", "SHOPCAST_STATE_DIRECTORY", "",
          "where history, epoch and Idempotency-Keys are kept across a restart (default: "
          "systemd's $STATE_DIRECTORY; none: every start is a new epoch)"},
+        {"redis-url", "SHOPCAST_REDIS_URL", "",
+         "redis://host[:port][/db] or unix:/path[?db=N]: several daemons share one event "
+         "stream (empty: local mode)"},
         {"bot-token", "BOT_TOKEN", "", "bot token for initData hash checks (or BOT_TOKEN_FILE)",
          true},
         {"bot-id", "SHOPCAST_BOT_ID", "", "bot id for initData signature checks"},
@@ -194,6 +197,7 @@ DaemonConfig load(const Settings& settings, const DaemonConfig* running) {
     config.idempotency_ttl_seconds =
         static_cast<std::int64_t>(settings.number("idempotency-ttl", 300, 1, 86400));
     // systemd's StateDirectory= names the directory in $STATE_DIRECTORY.
+    config.redis_url = settings.text("redis-url", "");
     const char* systemd_state = std::getenv("STATE_DIRECTORY");
     config.state_directory = settings.text("state-directory", systemd_state ? systemd_state : "");
     if (!config.state_directory.empty() && config.state_directory[0] != '/') {

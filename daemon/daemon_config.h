@@ -40,6 +40,7 @@ struct DaemonConfig {
     std::int64_t live_hold_ms = 1000;
     std::int64_t idempotency_ttl_seconds = 300;
     std::string state_directory;  // empty: every start is a new epoch
+    std::string redis_url;        // empty: local mode (one daemon, no Redis)
     TelegramAuthConfig auth;      // holds the key derived from the bot token, never the token
     LogLevel log_level = LogLevel::info;
 };

@@ -38,21 +38,45 @@ void History::push_event(StoredEvent event) {
         (event.shop_id.empty() ? public_unshopped_ : by_shop_[event.shop_id]).push_back(event.seq);
     }
     bytes_ += cost_of(event);
+    last_position_ = event.position;
     events_.push_back(std::move(event));
 }
 
 const StoredEvent& History::append(std::string_view json, std::string shop_id, std::string user_id,
                                    std::int64_t published_at_ms) {
+    return append_event(next_seq_, json, std::move(shop_id), std::move(user_id), published_at_ms);
+}
+
+const StoredEvent* History::append_at(std::uint64_t position, std::string_view json,
+                                      std::string shop_id, std::string user_id,
+                                      std::int64_t published_at_ms) {
+    if (position <= last_position_) return nullptr;
+    return &append_event(position, json, std::move(shop_id), std::move(user_id), published_at_ms);
+}
+
+void History::reset(const Epoch& epoch, std::uint64_t floor) {
+    History fresh(epoch, max_events_, max_bytes_);
+    fresh.next_seq_ = next_seq_;
+    fresh.floor_ = floor;
+    fresh.last_position_ = floor;
+    fresh.stream_mode_ = true;
+    fresh.work_steps_ = work_steps_;
+    *this = std::move(fresh);
+}
+
+const StoredEvent& History::append_event(std::uint64_t position, std::string_view json,
+                                         std::string shop_id, std::string user_id,
+                                         std::int64_t published_at_ms) {
     const std::uint64_t seq = next_seq_++;
-    const std::string cursor = cursor_for(seq);
+    const std::string cursor = cursor_for(position);
     // The validated object ends with '}'; the id goes in front of it, so nothing is re-parsed.
     std::string payload;
     payload.reserve(json.size() + cursor.size() + 8);
     payload.append(json.substr(0, json.size() - 1));
     payload.append(",\"id\":\"").append(cursor).append("\"}");
 
-    push_event(StoredEvent{seq, std::move(shop_id), std::move(user_id), make_frame(payload),
-                           published_at_ms});
+    push_event(StoredEvent{seq, position, std::move(shop_id), std::move(user_id),
+                           make_frame(payload), published_at_ms});
     evict_to_limits();
     return events_.back();
 }
@@ -78,6 +102,7 @@ void History::evict_to_limits() {
             }
         }
         bytes_ -= cost_of(oldest);
+        floor_ = oldest.position;
         events_.pop_front();
     }
 }
@@ -136,10 +161,12 @@ void History::restore_from(const SavedState& state) {
                 saved.key.begin());
     History restored(saved, max_events_, max_bytes_);
     for (const SavedEvent& event : state.events) {
-        restored.push_event(
-            StoredEvent{event.seq, event.shop_id, event.user_id, make_frame(event.payload)});
+        restored.push_event(StoredEvent{event.seq, event.seq, event.shop_id, event.user_id,
+                                        make_frame(event.payload)});
     }
     restored.next_seq_ = state.last_seq + 1;
+    restored.last_position_ = state.last_seq;
+    restored.floor_ = state.last_seq - restored.events_.size();
     restored.evict_to_limits();
     *this = std::move(restored);
 }
@@ -148,10 +175,19 @@ ResumePoint History::resume_point(std::string_view text) const {
     const CursorPosition cursor = codec_.read(text);
     if (cursor.reading == CursorReading::malformed) return {ResumeVerdict::malformed, 0};
     if (cursor.reading == CursorReading::other_epoch) return {ResumeVerdict::other_epoch, 0};
-    if (cursor.seq > last_seq()) return {ResumeVerdict::unknown, 0};
+    const std::uint64_t position = cursor.seq;
+    if (position > last_position_) {
+        // Locally nothing past the newest event was ever handed out; from the stream another
+        // daemon may have read further than this one has yet.
+        if (!stream_mode_) return {ResumeVerdict::unknown, 0};
+        return {ResumeVerdict::ahead, next_seq_, position};
+    }
     // Every event after the cursor must still be here, else the replay would have a hole.
-    if (cursor.seq + 1 < first_retained_seq()) return {ResumeVerdict::too_old, 0};
-    return {ResumeVerdict::ok, cursor.seq + 1};
+    if (position < floor_) return {ResumeVerdict::too_old, 0};
+    const auto after = std::upper_bound(
+        events_.begin(), events_.end(), position,
+        [](std::uint64_t wanted, const StoredEvent& event) { return wanted < event.position; });
+    return {ResumeVerdict::ok, after == events_.end() ? next_seq_ : after->seq};
 }
 
 }  // namespace shopcast

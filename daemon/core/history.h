@@ -8,8 +8,8 @@
 #include <unordered_map>
 #include <vector>
 
-#include "daemon/core/audience.h"
 #include "common/cursor.h"
+#include "daemon/core/audience.h"
 #include "daemon/core/shared_frame.h"
 #include "daemon/core/state_file.h"
 
@@ -17,18 +17,22 @@ namespace shopcast {
 
 // One published event as every connection sees it.
 struct StoredEvent {
-    std::uint64_t seq = 0;
-    std::string shop_id;               // empty: concerns no shop
-    std::string user_id;               // empty: public
-    FramePtr frame;                    // the object with "id" added, serialized once
+    std::uint64_t seq = 0;       // dense and local: this daemon's order of arrival
+    std::uint64_t position = 0;  // what its cursor names: == seq locally, from the stream id else
+    std::string shop_id;         // empty: concerns no shop
+    std::string user_id;         // empty: public
+    FramePtr frame;              // the object with "id" added, serialized once
     std::int64_t published_at_ms = 0;  // steady clock; 0 for events restored from a state file
 };
 
-enum class ResumeVerdict { ok, malformed, other_epoch, unknown, too_old };
+// ahead: a cursor of this epoch past the newest event here (only in stream mode, where another
+// daemon may have read further): the client is live from here, skipping up to that position.
+enum class ResumeVerdict { ok, malformed, other_epoch, unknown, too_old, ahead };
 
 struct ResumePoint {
     ResumeVerdict verdict = ResumeVerdict::malformed;
-    std::uint64_t next_seq = 0;  // with ok: the first event the client has not seen
+    std::uint64_t next_seq = 0;  // with ok and ahead: the first event the client has not seen
+    std::uint64_t position = 0;  // with ahead: the position the cursor names
 };
 
 // The seqs of the retained events one audience key (a shop, a user, ...) selects, oldest first.
@@ -49,17 +53,29 @@ class SeqIndex {
 };
 
 // One per daemon, owned by the Hub. Events are kept in publish order and evicted oldest first
-// once either the count or the byte limit is reached. Sessions refer to events by seq only;
-// seq -> event is arithmetic on the ring, and per-audience indexes let a connection skip every
-// event it may not see without looking at them, so no browser action costs more with a longer
-// history.
+// once either the count or the byte limit is reached. Each event has a position, strictly
+// increasing; the floor is the position below which the history cannot answer: every event
+// after the floor up to the newest is here. In local mode positions are the seqs; in stream
+// mode (after reset()) they are the stream's entry ids and may have holes. Sessions refer to events
+// by seq only; seq -> event is arithmetic on the ring, and per-audience indexes let a connection
+// skip every event it may not see without looking at them, so no browser action costs more with a
+// longer history.
 class History {
   public:
     History(const Epoch& epoch, std::size_t max_events, std::size_t max_bytes);
 
     // Appends an event whose JSON object (without "id") is `json`, assigning the next seq.
+    // Its position is its seq (local mode).
     const StoredEvent& append(std::string_view json, std::string shop_id, std::string user_id,
                               std::int64_t published_at_ms = 0);
+    // Stream mode: appends an event at `position`, which must lie after last_position();
+    // nullptr (and nothing appended) otherwise.
+    const StoredEvent* append_at(std::uint64_t position, std::string_view json, std::string shop_id,
+                                 std::string user_id, std::int64_t published_at_ms = 0);
+    // Stream mode from now on: forgets every event and continues in `epoch` with nothing
+    // known at or before `floor`. Seqs continue (they stay dense and increasing).
+    void reset(const Epoch& epoch, std::uint64_t floor);
+    bool stream_mode() const { return stream_mode_; }
     // The oldest retained event; nullptr when the history is empty.
     const StoredEvent* oldest() const { return events_.empty() ? nullptr : &events_.front(); }
 
@@ -71,10 +87,13 @@ class History {
 
     std::uint64_t last_seq() const { return next_seq_ - 1; }
     std::uint64_t first_retained_seq() const { return next_seq_ - events_.size(); }
-    // The id of event `seq`: also the cursor that resumes after it.
-    std::string cursor_for(std::uint64_t seq) const { return codec_.event_cursor(seq); }
+    // The id of the event at `position`: also the cursor that resumes after it.
+    std::string cursor_for(std::uint64_t position) const { return codec_.event_cursor(position); }
     // A cursor for "after the newest event" that differs on every call.
-    std::string hello_cursor() const { return codec_.hello_cursor(last_seq()); }
+    std::string hello_cursor() const { return codec_.hello_cursor(last_position_); }
+    std::uint64_t floor() const { return floor_; }
+    // The newest position known: the newest event's, or the floor when none is retained.
+    std::uint64_t last_position() const { return last_position_; }
     ResumePoint resume_point(std::string_view cursor) const;
 
     std::size_t size() const { return events_.size(); }
@@ -92,6 +111,9 @@ class History {
   private:
     static std::size_t cost_of(const StoredEvent& event);
     void push_event(StoredEvent event);
+    const StoredEvent& append_event(std::uint64_t position, std::string_view json,
+                                    std::string shop_id, std::string user_id,
+                                    std::int64_t published_at_ms);
     void evict_to_limits();
     std::uint64_t probe(const SeqIndex& index, std::uint64_t seq) const;
     std::uint64_t probe(const std::unordered_map<std::string, SeqIndex>& indexes,
@@ -103,6 +125,9 @@ class History {
     std::size_t max_bytes_;
     std::deque<StoredEvent> events_;
     std::uint64_t next_seq_ = 1;
+    std::uint64_t floor_ = 0;
+    std::uint64_t last_position_ = 0;
+    bool stream_mode_ = false;
     std::size_t bytes_ = 0;
 
     // Every retained private event is in by_user_; every public one in public_ and in either

@@ -40,6 +40,7 @@ std::string_view resync_reason(ResumeVerdict verdict) {
         case ResumeVerdict::too_old:
             return "history_exhausted";
         case ResumeVerdict::ok:
+        case ResumeVerdict::ahead:
             break;
     }
     return "unknown_cursor";
@@ -144,7 +145,7 @@ ipc::PublishAck Hub::publish(const ipc::PublishRequest& request) {
     const StoredEvent& event =
         history_.append(request.json, request.shop_id, request.user_id, clock_());
     metrics_.count_published(request.type);
-    ipc::PublishAck ack{ipc::AckStatus::accepted, history_.cursor_for(event.seq), 0};
+    ipc::PublishAck ack{ipc::AckStatus::accepted, history_.cursor_for(event.position), 0};
     ack.recipients = static_cast<std::uint32_t>(count_recipients(event));
     if (!request.idempotency_key.empty()) {
         idempotency_.remember(request.idempotency_key, digest, ack, now_seconds);
@@ -163,6 +164,31 @@ std::size_t Hub::count_recipients(const StoredEvent& event) const {
         }
     }
     return recipients;
+}
+
+bool Hub::append_from_stream(std::uint64_t position, const StreamedEvent& event) {
+    if (event.json.size() < 2 || event.json.front() != '{' || event.json.back() != '}') {
+        return false;
+    }
+    if (history_.append_at(position, event.json, std::string(event.shop_id),
+                           std::string(event.user_id), clock_()) == nullptr) {
+        return false;
+    }
+    metrics_.count_published(event.type);
+    return true;
+}
+
+void Hub::reset_stream(const Epoch& epoch, std::uint64_t floor, std::string_view reason) {
+    history_.reset(epoch, floor);
+    delivered_seq_ = history_.last_seq();
+    for (auto& session : sessions_) {
+        session->next_seq = history_.last_seq() + 1;
+        session->skip_through_position = 0;
+        if (session->close) continue;
+        metrics_.count_resync(reason);
+        send_control(*session, control::resync(reason));
+        release_hold(*session);
+    }
 }
 
 void Hub::deliver_published() {
@@ -230,6 +256,10 @@ bool Hub::gather_batch(Session& session) {
             metrics_.count_slow_close(SlowClose::fell_behind);
             request_close(session, kCloseTryAgainLater, std::string(kFellBehind));
             return false;
+        }
+        if (event->position <= session.skip_through_position) {
+            ++session.next_seq;  // the browser has it from another daemon
+            continue;
         }
         if (may_receive(session.audience, event->shop_id, event->user_id)) {
             const std::size_t size = event->frame->wire().size();
@@ -456,6 +486,19 @@ void Hub::handle_shops(Session& session, bool subscribe, const std::vector<std::
 
 void Hub::handle_resume(Session& session, std::string_view since) {
     ResumePoint point = history_.resume_point(since);
+    if (point.verdict == ResumeVerdict::ahead) {
+        if (session.sent_events) {
+            metrics_.count_resume(ResumeOutcome::already_live);
+            return;
+        }
+        // Nothing here comes before the cursor yet: live from now on, without what the
+        // browser already has.
+        metrics_.count_resume(ResumeOutcome::replayed);
+        session.next_seq = point.next_seq;
+        session.skip_through_position = point.position;
+        release_hold(session);
+        return;
+    }
     if (point.verdict != ResumeVerdict::ok) {
         metrics_.count_resync(resync_reason(point.verdict));
         metrics_.count_resume(ResumeOutcome::resynced);
@@ -491,6 +534,7 @@ void Hub::handle_resume(Session& session, std::string_view since) {
     // It starts at the first event this connection may see, found without looking at the
     // others, so a resume costs the same whatever lies between the cursor and that event.
     session.next_seq = history_.next_visible(session.audience, point.next_seq);
+    session.skip_through_position = 0;
     session.live = false;
     release_hold(session);
 }

@@ -19,6 +19,14 @@
 
 namespace shopcast {
 
+// What a stream entry carries besides its epoch (see common/redis_stream.h).
+struct StreamedEvent {
+    std::string_view type;
+    std::string_view shop_id;
+    std::string_view user_id;
+    std::string_view json;  // the validated object without "id"
+};
+
 struct HubLimits {
     std::size_t max_connections = 10000;
     std::size_t max_connections_per_ip = 0;  // 0: no per-address limit (see AdmissionControl)
@@ -59,6 +67,14 @@ class Hub final : public EventSink {
 
     ipc::PublishAck publish(const ipc::PublishRequest& request) override;
     void deliver_published() override;
+
+    // Stream mode. An event read from the shared stream at `position` (its entry id), in
+    // stream order; false when it does not come after the newest one (nothing is appended).
+    // deliver_published() sends it on.
+    bool append_from_stream(std::uint64_t position, const StreamedEvent& event);
+    // The history starts over in `epoch` with nothing known up to `floor`: every connection
+    // gets `resync` with `reason` and is live from here.
+    void reset_stream(const Epoch& epoch, std::uint64_t floor, std::string_view reason);
 
     void on_text_message(Session& session, std::string_view text);
     void on_binary_message(Session& session);

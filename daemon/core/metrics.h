@@ -24,9 +24,9 @@ inline constexpr std::array<std::string_view, 7> kEventTypeLabels{
     "other"};
 inline constexpr std::array<std::string_view, 4> kResumeOutcomeLabels{"replayed", "resynced",
                                                                       "already_live", "refused"};
-inline constexpr std::array<std::string_view, 6> kResyncReasonLabels{
+inline constexpr std::array<std::string_view, 7> kResyncReasonLabels{
     "malformed_cursor",           "epoch_changed", "unknown_cursor", "history_exhausted",
-    "resume_after_live_delivery", "other"};
+    "resume_after_live_delivery", "gap_trimmed",   "other"};
 inline constexpr std::array<std::string_view, 7> kAuthResultLabels{
     "ok", "not_configured", "stale", "malformed", "bad_signature", "throttled", "other"};
 inline constexpr std::array<std::string_view, 2> kSlowCloseLabels{"stalled", "fell_behind"};

@@ -31,6 +31,9 @@ struct Session {
     bool live = false;         // false during the hold that lets `resume` come first
     bool sent_events = false;  // an event has been written; rewinding would reorder
     bool rewound = false;      // its one `resume` that moved next_seq back has been taken
+    // A resume from a cursor another daemon handed out past what this one has read: events up
+    // to that position are not sent (the browser has them). 0: none.
+    std::uint64_t skip_through_position = 0;
     // The socket stopped draining (the last write was only partly taken). While choked nothing
     // more is written; what is published meanwhile counts towards the slow-client limits.
     bool choked = false;

@@ -1,9 +1,16 @@
 #include "daemon/lws/listeners.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
+
+#include "common/log.h"
 
 namespace shopcast {
 namespace {
@@ -53,7 +60,57 @@ lws_vhost* create_vhost(lws_context* context, const DaemonConfig& config,
     return lws_create_vhost(context, &info);
 }
 
+// A TCP listener of our own that other daemons may bind too (SO_REUSEPORT): the kernel spreads
+// new connections over every socket in the port's group.
+UniqueFd open_shared_listener(const ListenAddress& address) {
+    const auto fail = [&](const char* step) {
+        return ConfigError("cannot listen for WebSockets on " + address.describe() + " (" + step +
+                           ": " + std::strerror(errno) + ")");
+    };
+    sockaddr_storage bound{};
+    socklen_t length = 0;
+    if (address.ipv6) {
+        auto& ipv6 = reinterpret_cast<sockaddr_in6&>(bound);
+        ipv6.sin6_family = AF_INET6;
+        ipv6.sin6_port = htons(static_cast<std::uint16_t>(address.port));
+        if (inet_pton(AF_INET6, address.host.c_str(), &ipv6.sin6_addr) != 1) {
+            throw ConfigError("cannot listen for WebSockets on " + address.describe());
+        }
+        length = sizeof(ipv6);
+    } else {
+        auto& ipv4 = reinterpret_cast<sockaddr_in&>(bound);
+        ipv4.sin_family = AF_INET;
+        ipv4.sin_port = htons(static_cast<std::uint16_t>(address.port));
+        if (inet_pton(AF_INET, address.host.c_str(), &ipv4.sin_addr) != 1) {
+            throw ConfigError("cannot listen for WebSockets on " + address.describe());
+        }
+        length = sizeof(ipv4);
+    }
+    UniqueFd socket(
+        ::socket(bound.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_TCP));
+    if (!socket.valid()) throw fail("socket");
+    const int on = 1;
+    if (::setsockopt(socket.get(), SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on)) != 0 ||
+        ::setsockopt(socket.get(), SOL_SOCKET, SO_REUSEPORT, &on, sizeof(on)) != 0) {
+        throw fail("setsockopt");
+    }
+    // As lws does for our IPv6 listeners: an IPv4 address is its own entry.
+    if (address.ipv6 &&
+        ::setsockopt(socket.get(), IPPROTO_IPV6, IPV6_V6ONLY, &on, sizeof(on)) != 0) {
+        throw fail("setsockopt");
+    }
+    if (::bind(socket.get(), reinterpret_cast<const sockaddr*>(&bound), length) != 0) {
+        throw fail("bind");
+    }
+    if (::listen(socket.get(), SOMAXCONN) != 0) throw fail("listen");
+    return socket;
+}
+
 }  // namespace
+
+bool shares_tcp_ports(const DaemonConfig& config) {
+    return !config.redis_url.empty();
+}
 
 bool needs_tls(const DaemonConfig& config) {
     return std::any_of(config.ws_listeners.begin(), config.ws_listeners.end(),
@@ -72,6 +129,14 @@ void create_websocket_listeners(lws_context* context, const DaemonConfig& config
         UniqueFd socket = address.kind == Kind::unix_socket
                               ? handed_over.take_unix(address.unix_path)
                               : handed_over.take_tcp(address.host, address.port);
+        const bool port_shared =
+            !socket.valid() && address.kind != Kind::unix_socket && shares_tcp_ports(config);
+        if (port_shared) {
+            socket = open_shared_listener(address);
+            log_line(LogLevel::info, address.describe() +
+                                         ": listening with SO_REUSEPORT, the port shared with "
+                                         "the other daemons on this Redis");
+        }
         const bool listen = !socket.valid();
         lws_vhost* vhost = create_vhost(context, config, address, settings, user, listen);
         if (vhost == nullptr) {
@@ -80,7 +145,8 @@ void create_websocket_listeners(lws_context* context, const DaemonConfig& config
             throw ConfigError(why);
         }
         if (!listen) {
-            pumps.push_back(AcceptPump{std::move(socket), vhost});
+            AcceptPump& pump = pumps.emplace_back(AcceptPump{std::move(socket), vhost});
+            pump.port_shared = port_shared;
         } else if (address.kind == Kind::unix_socket) {
             own_socket_paths.push_back(address.unix_path);
         }

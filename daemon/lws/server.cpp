@@ -5,6 +5,7 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <array>
 #include <atomic>
 #include <cerrno>
@@ -13,9 +14,9 @@
 #include <cstring>
 #include <memory>
 
+#include "common/cursor.h"
 #include "common/fd.h"
 #include "common/log.h"
-#include "common/cursor.h"
 #include "daemon/lws/ipc_listener.h"
 #include "daemon/lws/listeners.h"
 #include "daemon/lws/ops.h"
@@ -116,7 +117,8 @@ lws_vhost* create_ipc_vhost(lws_context* context, const DaemonConfig& config,
     return lws_create_vhost(context, &info);
 }
 
-// The vhost that watches handed-over listening sockets, and one pump per socket.
+// The vhost that watches listening sockets the daemon accepts from itself (handed over by
+// systemd, or on a shared port), and one pump per socket.
 void start_accept_pumps(lws_context* context, const lws_protocols* protocols,
                         std::deque<AcceptPump>& pumps) {
     if (pumps.empty()) return;
@@ -128,11 +130,16 @@ void start_accept_pumps(lws_context* context, const lws_protocols* protocols,
     if (vhost == nullptr) throw ConfigError("cannot serve the sockets systemd handed over");
     for (AcceptPump& pump : pumps) {
         if (!start_accept_pump(vhost, pump)) {
-            throw ConfigError("cannot serve a socket systemd handed over");
+            throw ConfigError(pump.port_shared ? "cannot serve a shared listening socket"
+                                               : "cannot serve a socket systemd handed over");
         }
     }
-    log_line(LogLevel::info,
-             std::to_string(pumps.size()) + " listening socket(s) handed over by systemd");
+    const auto from_systemd = std::count_if(
+        pumps.begin(), pumps.end(), [](const AcceptPump& pump) { return !pump.port_shared; });
+    if (from_systemd > 0) {
+        log_line(LogLevel::info,
+                 std::to_string(from_systemd) + " listening socket(s) handed over by systemd");
+    }
 }
 
 // SIGHUP, on the service thread: the new origins, limits, auth and log level apply to what comes

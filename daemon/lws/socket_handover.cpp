@@ -70,9 +70,11 @@ void accept_waiting(AcceptPump& pump) {
             ::accept4(pump.listening.get(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (connection < 0) {
             if (errno == EINTR) continue;
-            if (errno != EAGAIN && errno != EWOULDBLOCK && errno != ECONNABORTED) {
+            // EINVAL: a shared port's listener shut down by stop_accept_pump.
+            if (errno != EAGAIN && errno != EWOULDBLOCK && errno != ECONNABORTED &&
+                !(errno == EINVAL && pump.port_shared)) {
                 log_line(LogLevel::warning,
-                         std::string("accept on a handed-over socket: ") + std::strerror(errno));
+                         std::string("accept on a listening socket: ") + std::strerror(errno));
             }
             return;
         }
@@ -172,7 +174,11 @@ bool start_accept_pump(lws_vhost* pump_vhost, AcceptPump& pump) {
 }
 
 void stop_accept_pump(AcceptPump& pump) {
-    if (pump.watcher != nullptr) lws_rx_flow_control(pump.watcher, 0);
+    if (pump.watcher == nullptr) return;
+    // Linux: shutting a listening socket down closes it for the port's SO_REUSEPORT group at
+    // once; what waited in its backlog is reset, and those clients reconnect to another daemon.
+    if (pump.port_shared) ::shutdown(pump.listening.get(), SHUT_RD);
+    lws_rx_flow_control(pump.watcher, 0);
 }
 
 }  // namespace shopcast

@@ -41,6 +41,9 @@ struct AcceptPump {
     lws_vhost* target = nullptr;
     const char* raw_protocol = nullptr;  // null: adopt as HTTP
     lws* watcher = nullptr;              // the loop's wsi for `listening`, once started
+    // A listener the daemon opened itself with SO_REUSEPORT (listeners.h), not one from systemd:
+    // at shutdown it leaves the port's group, so the other daemons take new connections.
+    bool port_shared = false;
 };
 
 // The protocol that watches handed-over listening sockets; it belongs on a vhost of its own.
@@ -48,7 +51,8 @@ lws_protocols accept_pump_protocol();
 // Puts `pump.listening` into the lws loop of `pump_vhost` (which serves accept_pump_protocol()).
 bool start_accept_pump(lws_vhost* pump_vhost, AcceptPump& pump);
 // Stops accepting (at shutdown): what arrives from now on waits in the backlog for the next
-// daemon instead of being accepted and then dropped.
+// daemon instead of being accepted and then dropped. A shared port's listener is shut down
+// instead: the kernel then sends new connections to the daemons still listening on the port.
 void stop_accept_pump(AcceptPump& pump);
 
 }  // namespace shopcast

@@ -3,7 +3,8 @@
 // wrapped in a minimal nginx.conf. scripts/lib/stack.mjs runs it (startStack({ site:
 // 'production' })) and scripts/test's nginx -t checks this very rendering.
 //
-//   node scripts/lib/production-site.mjs DIR   writes DIR/nginx.conf (+ snippets, a certificate)
+//   node scripts/lib/production-site.mjs DIR [N]   writes DIR/nginx.conf (+ snippets, a
+//   certificate); N > 1: with the several-daemons upstream of N instances
 import { execFile } from 'node:child_process';
 import { copyFile, mkdir, readFile, readdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
@@ -32,9 +33,34 @@ function rewrite(text, pattern, replacement, what) {
     return out;
 }
 
-// The site's text with the host's parts replaced by the test's.
-export async function renderProductionSite({ dir, runDir, cert, key, httpPort, httpsPort, siteRewrite }) {
+// The site's several-daemons variant, as its comments tell an operator to make it: the single
+// `server` of upstream shopcast_ws gives way to the commented zone, least_conn and the first
+// `workers` ws-N.sock lines, uncommented.
+export function withDaemonInstances(text, workers) {
+    const upstream = /^upstream shopcast_ws \{\n[\s\S]*?^\}$/m;
+    const block = upstream.exec(text)?.[0];
+    if (!block) throw new Error('nginx/shopcast.conf: upstream shopcast_ws not found');
+    const lines = block.split('\n');
+    const instances = lines.filter((line) => /^\s*#server\s+unix:\/run\/shopcast\/ws-\d+\.sock;/.test(line));
+    if (instances.length < workers) throw new Error(`nginx/shopcast.conf names ${instances.length} ws-N.sock servers, not ${workers}`);
+    const out = [];
+    for (const line of lines) {
+        if (/^\s*server\s+unix:\/run\/shopcast\/ws\.sock;/.test(line)) continue;
+        const n = /#server\s+unix:\/run\/shopcast\/ws-(\d+)\.sock;/.exec(line)?.[1];
+        if (n !== undefined) {
+            if (Number(n) <= workers) out.push(line.replace('#server', 'server'));
+        } else {
+            out.push(line.replace(/^(\s*)#(zone|least_conn)/, '$1$2'));
+        }
+    }
+    return text.replace(block, out.join('\n'));
+}
+
+// The site's text with the host's parts replaced by the test's (`workers` > 1: the
+// several-daemons variant of the upstream).
+export async function renderProductionSite({ dir, runDir, cert, key, httpPort, httpsPort, siteRewrite, workers = 1 }) {
     let text = await readFile(path.join(repoRoot, 'nginx', 'shopcast.conf'), 'utf8');
+    if (workers > 1) text = withDaemonInstances(text, workers);
     text = rewrite(text, /^(\s*)listen\s+80;$/m, `$1listen              127.0.0.1:${httpPort};`, 'listen 80');
     text = rewrite(text, /^(\s*)listen\s+443 ssl http2;$/m, `$1listen              127.0.0.1:${httpsPort} ssl http2;`, 'listen 443');
     text = rewrite(text, /^\s*listen\s+\[::\]:(80|443)[^;]*;\n/gm, '', 'the IPv6 listeners');
@@ -89,5 +115,5 @@ if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.me
         '-days', '1', '-subj', '/CN=localhost', '-keyout', key, '-out', cert]);
     await mkdir(path.join(dir, 'run'), { recursive: true });
     await writeProductionSite({ dir, runDir: path.join(dir, 'run'), cert, key,
-        httpPort: 8080, httpsPort: 8443 });
+        httpPort: 8080, httpsPort: 8443, workers: Number(process.argv[3] ?? 1) });
 }

@@ -3,6 +3,9 @@
 // Ports: SHOPCAST_HTTP_PORT (8080) and SHOPCAST_HTTPS_PORT (8443), on 127.0.0.1 only.
 // Direct mode (shopcastd serving browsers itself, no nginx hop): SHOPCAST_DIRECT_PORT gives
 // ws://127.0.0.1:PORT/ws, SHOPCAST_DIRECT_TLS_PORT wss://127.0.0.1:PORT/ws with the dev certificate.
+// Several daemons: SHOPCAST_WORKERS=N (default 1) starts redis-server on a Unix socket in
+// .dev/redis/ and N shopcastd on it, nginx balancing browsers over them (and the direct-mode
+// ports shared by all); SHOPCAST_REDIS_URL instead uses that Redis, even with one daemon.
 // State: .dev/ in the repository (rendered nginx.conf, TLS certificate, sockets, access log).
 // Secret: INTERNAL_SECRET if set, else .dev/internal_secret (made once, mode 0600).
 // BOT_TOKEN, SHOPCAST_BOT_ID and any other SHOPCAST_* setting pass through to the services.
@@ -34,6 +37,7 @@ const LAUNCHER_SETTINGS = new Set([
     'SHOPCAST_DIRECT_TLS_PORT',
     'SHOPCAST_TLS_CERT_FILE',
     'SHOPCAST_TLS_KEY_FILE',
+    'SHOPCAST_WORKERS',
 ]);
 
 function port(name, fallback) {
@@ -70,6 +74,17 @@ function passedThrough() {
     return env;
 }
 
+function workerCount() {
+    const text = process.env.SHOPCAST_WORKERS;
+    if (text === undefined || text === '') return 1;
+    const value = Number(text);
+    if (!Number.isInteger(value) || value < 1 || value > 64) {
+        console.error(`SHOPCAST_WORKERS=${text} is not a number of daemons (1-64)`);
+        process.exit(2);
+    }
+    return value;
+}
+
 function describeExit({ code, signal }) {
     return signal ? `signal ${signal}` : `code ${code}`;
 }
@@ -79,6 +94,7 @@ async function main() {
     const httpsPort = port('SHOPCAST_HTTPS_PORT', 8443);
     const directPort = port('SHOPCAST_DIRECT_PORT', undefined);
     const directTlsPort = port('SHOPCAST_DIRECT_TLS_PORT', undefined);
+    const workers = workerCount();
     const { secret, header } = await loadSecret();
     const settings = passedThrough();
 
@@ -91,6 +107,7 @@ async function main() {
             httpsPort,
             directPort,
             directTlsPort,
+            workers,
             secret,
             daemonEnv: settings,
             fcgiEnv: settings,
@@ -101,8 +118,13 @@ async function main() {
         process.exit(1);
     }
 
-    const restarts = { 'shopcastd': [], 'shopcast-fcgi': [] };
-    const start = { 'shopcastd': () => stack.startDaemon(), 'shopcast-fcgi': () => stack.startFcgi() };
+    // By name: shopcastd (or shopcastd@1...) and shopcast-fcgi; nginx and Redis are not restarted.
+    const restarts = {};
+    const start = {};
+    for (const instance of [...stack.daemons, ...stack.fcgiInstances]) {
+        restarts[instance.name] = [];
+        start[instance.name] = () => instance.start();
+    }
     stack.on('exit', (status) => {
         if (status.expected) return;
         // On Ctrl-C every child gets SIGINT too: give our own handler the first word.
@@ -153,6 +175,7 @@ async function main() {
             `  -d '${seed}'`,
             '',
             `Demo page: ${stack.httpUrl}/  WebSocket: ${stack.wsUrl}`,
+            ...(stack.daemons.length > 1 ? [`${stack.daemons.length} daemons behind /ws (pids ${stack.daemonPids.join(', ')}), Redis on ${stack.redisUrl}`] : []),
             ...(stack.directWsUrl ? [`Direct mode (no nginx hop): ${stack.directWsUrl}`] : []),
             ...(stack.directWssUrl ? [`Direct mode over TLS (self-signed certificate): ${stack.directWssUrl}`] : []),
             `nginx access log: ${path.join(devDir, 'access.log')}; service output follows here.`,

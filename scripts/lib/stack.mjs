@@ -25,20 +25,34 @@
 //   directPort, directTlsPort   direct mode: shopcastd itself also listens on 127.0.0.1 for ws://
 //               (directPort) and wss:// with the stack's certificate (directTlsPort); a port,
 //               0 to pick a free one, or undefined (default) for none
+//   workers     how many shopcastd (default 1: ws.sock, events.sock, state/ as always); more
+//               than one run on one Redis stream, each with its own ws-N.sock, events-N.sock and
+//               state/N (N from 1, as shopcastd@N), nginx's /ws balancing over them (least_conn)
+//               and the direct-mode ports shared by all (SO_REUSEPORT)
+//   redis       start the stack's own redis-server (tests/lib/redis-server.mjs, a Unix socket
+//               in dir/redis) and give every service SHOPCAST_REDIS_URL; default: when
+//               workers > 1. A SHOPCAST_REDIS_URL in daemonEnv is used instead of one of our own
+//   fcgiInstances  how many shopcast-fcgi (default 1: fcgi.sock), each on fcgi-N.sock in
+//               nginx's FastCGI upstream
 // Started as root, nginx's workers run as www-data (else nobody): see unprivilegedNginxUser().
 // The Stack it resolves to has httpUrl, httpsUrl, wsUrl, wssUrl, origin, httpsOrigin, secret,
 // dir, runDir, nginxUser ({name, uid, gid, group} of the workers; null when not root), httpPort, httpsPort, directPort/directTlsPort with directWsUrl/directWssUrl
 // (ws://127.0.0.1:P/ws, wss://...; undefined when off), the PIDs daemonPid/fcgiPid/nginxPid, and:
 //   publish(body, {headers, method, secret, contentType, raw}) -> {status, headers, json, text}
-//   stopDaemon(signal) / startDaemon(extraEnv), stopFcgi(signal) / startFcgi(extraEnv)
-//   daemonLog(), fcgiLog(), nginxLog() (captured output), accessLog() (async)
-//   stop() -> how each child exited; files in dir stay
+//   stopDaemon([index,] signal) / startDaemon([index,] extraEnv), and the same for fcgi
+//   (index 0-based, default 0: the first), daemons / fcgiInstances (each with name, pid,
+//   wsSocket, eventsSocket, stateDir or socket, log(), start(extraEnv), stop(signal)),
+//   daemonPids, redis (the running Redis helper, or null) and redisUrl
+//   daemonLog(), fcgiLog(), nginxLog() (captured output; of every instance, each under its name,
+//   when there are several), accessLog() (async)
+//   stop() -> how each child exited ({fcgi, daemon, nginx, daemons, fcgis, redis}); files in
+//   dir stay
 //   an 'exit' event {name, code, signal, expected} whenever a child ends
 //
 // Children are tracked by PID, run with a parent-death signal (setpriv --pdeathsig) and are also
 // signalled when this process exits, so a test that dies half-way leaves nothing behind.
 
-import { execFile, spawn } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { existsSync } from 'node:fs';
@@ -49,42 +63,18 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+import { Child, sleep } from './child.mjs';
 import { installNginxIncludes, writeProductionSite } from './production-site.mjs';
 
 const execFileAsync = promisify(execFile);
 
 export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 
-const READY_TIMEOUT_MS = 10_000;
-const STOP_TIMEOUT_MS = 10_000;
-const LOG_LIMIT = 8 * 1024 * 1024; // bytes of each child's output kept (the newest)
 const SOCKET_PATH_MAX = 107; // sun_path holds 108 bytes with the terminating NUL
 
 // Settings the launcher decides for the children; inherited values are dropped so a developer's
 // shell (or the CI environment) cannot change what a test runs against.
 const OWNED_ENV = /^(SHOPCAST_|INTERNAL_SECRET|BOT_TOKEN|NOTIFY_SOCKET$|WATCHDOG_|LISTEN_)/;
-
-// Every live child of every stack in this process, by PID.
-const liveChildren = new Map();
-process.on('exit', () => {
-    for (const pid of liveChildren.keys()) {
-        try {
-            process.kill(pid, 'SIGTERM');
-        } catch {
-            // already gone
-        }
-    }
-});
-
-let setprivChecked = null;
-async function hasSetprivPdeathsig() {
-    if (setprivChecked === null) {
-        setprivChecked = execFileAsync('setpriv', ['--help'])
-            .then(({ stdout }) => stdout.includes('--pdeathsig'))
-            .catch(() => false);
-    }
-    return setprivChecked;
-}
 
 // A free TCP port on 127.0.0.1: bind :0, read the port, close.
 export async function freePort() {
@@ -100,10 +90,6 @@ export async function freePort() {
 
 function randomSecret() {
     return randomBytes(36).toString('base64url'); // 48 characters
-}
-
-function sleep(ms) {
-    return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
 // Started as root, nginx's workers run as this unprivileged user, as Debian's nginx does in
@@ -193,141 +179,6 @@ function checkConfigPath(what, p) {
     }
 }
 
-// One supervised child process: output captured (and echoed when stdio is 'inherit'), readiness
-// read from its output, stop with a deadline.
-class Child {
-    constructor(name, { echo, emitter }) {
-        this.name = name;
-        this.echo = echo;
-        this.emitter = emitter;
-        this.log = '';
-        this.logBase = 0; // characters dropped from the front of `log` to bound its size
-        this.echoPending = '';
-        this.proc = null;
-        this.exitStatus = null;
-        this.exited = null;
-        this.stopping = false;
-        this.startOffset = 0;
-    }
-
-    get pid() {
-        return this.proc && this.exitStatus === null ? this.proc.pid : undefined;
-    }
-
-    get running() {
-        return this.proc !== null && this.exitStatus === null;
-    }
-
-    append(chunk) {
-        const text = chunk.toString('utf8');
-        this.log += text;
-        if (this.log.length > LOG_LIMIT) {
-            const drop = this.log.length - LOG_LIMIT / 2;
-            this.log = this.log.slice(drop);
-            this.logBase += drop;
-        }
-        if (this.echo) {
-            // Whole lines only, each with the child's name in front.
-            const lines = (this.echoPending + text).split('\n');
-            this.echoPending = lines.pop();
-            if (lines.length) process.stderr.write(lines.map((line) => `[${this.name}] ${line}\n`).join(''));
-        }
-    }
-
-    flushEcho() {
-        if (this.echo && this.echoPending) process.stderr.write(`[${this.name}] ${this.echoPending}\n`);
-        this.echoPending = '';
-    }
-
-    async start(command, args, env) {
-        if (this.running) throw new Error(`${this.name} is already running (pid ${this.proc.pid})`);
-        let file = command;
-        let argv = args;
-        if (await hasSetprivPdeathsig()) {
-            file = 'setpriv';
-            argv = ['--pdeathsig', 'SIGTERM', '--', command, ...args];
-        }
-        const proc = spawn(file, argv, { env, stdio: ['ignore', 'pipe', 'pipe'], detached: false });
-        this.proc = proc;
-        this.exitStatus = null;
-        this.stopping = false;
-        this.startOffset = this.logBase + this.log.length;
-        const spawned = new Promise((resolve, reject) => {
-            proc.once('spawn', resolve);
-            proc.once('error', reject);
-        });
-        // 'close' also waits for the output pipes, which a surviving grandchild (an nginx worker
-        // whose master was killed) can hold open forever: wait for them briefly, not for ever.
-        const outputClosed = new Promise((resolve) => proc.once('close', resolve));
-        this.exited = new Promise((resolve) => {
-            proc.once('exit', async (code, signal) => {
-                liveChildren.delete(proc.pid);
-                await Promise.race([outputClosed, sleep(500)]);
-                this.flushEcho();
-                this.exitStatus = { code, signal };
-                if (!this.stopping) this.emitter.emit('exit', { name: this.name, code, signal, expected: false });
-                resolve(this.exitStatus);
-            });
-        });
-        proc.stdout.on('data', (chunk) => this.append(chunk));
-        proc.stderr.on('data', (chunk) => this.append(chunk));
-        try {
-            await spawned;
-        } catch (err) {
-            this.proc = null;
-            throw new Error(`cannot start ${this.name} (${command}): ${err.message}`);
-        }
-        liveChildren.set(proc.pid, this);
-        // A test that forgets stop() must not hang on its children; waits below hold timers.
-        proc.unref();
-        proc.stdout.unref?.();
-        proc.stderr.unref?.();
-    }
-
-    // Output since the latest start.
-    recentLog() {
-        return this.log.slice(Math.max(0, this.startOffset - this.logBase));
-    }
-
-    failure(reason) {
-        const log = this.recentLog().trim();
-        return new Error(`${this.name} ${reason}${log ? `; its output:\n${log}` : ' (no output)'}`);
-    }
-
-    // Resolves once `probe()` is true; rejects when the child exits first or the timeout passes.
-    async waitFor(probe, what, timeoutMs = READY_TIMEOUT_MS) {
-        const deadline = Date.now() + timeoutMs;
-        for (;;) {
-            if (await probe()) return;
-            if (!this.running) {
-                const { code, signal } = this.exitStatus;
-                throw this.failure(`exited (${signal ? `signal ${signal}` : `code ${code}`}) before ${what}`);
-            }
-            if (Date.now() > deadline) throw this.failure(`not ${what} within ${timeoutMs / 1000} s`);
-            await sleep(25);
-        }
-    }
-
-    async waitForLine(pattern) {
-        await this.waitFor(async () => pattern.test(this.recentLog()), 'ready');
-    }
-
-    // Signals the child and waits for it to exit, escalating to SIGKILL after the timeout.
-    async stop(signal = 'SIGTERM') {
-        if (!this.proc) return null;
-        if (!this.running) return this.exitStatus;
-        this.stopping = true;
-        this.proc.kill(signal);
-        const timer = setTimeout(() => {
-            if (this.running) this.proc.kill('SIGKILL');
-        }, STOP_TIMEOUT_MS);
-        const status = await this.exited;
-        clearTimeout(timer);
-        this.emitter.emit('exit', { name: this.name, ...status, expected: true });
-        return status;
-    }
-}
-
 // Resolves to the HTTP status of GET url, or null when nothing answers.
 export function probeHttp(url) {
     return new Promise((resolve) => {
@@ -345,18 +196,26 @@ export class Stack extends EventEmitter {
         super();
         Object.assign(this, opts);
         const echo = opts.stdio === 'inherit';
-        this.daemon = new Child('shopcastd', { echo, emitter: this });
-        this.fcgi = new Child('shopcast-fcgi', { echo, emitter: this });
+        // One daemon keeps today's names (ws.sock, events.sock, state/); several are numbered
+        // from 1 as systemd's shopcastd@N instances are (ws-1.sock, events-1.sock, state/1).
+        this.daemons = Array.from({ length: this.workers }, (_, i) => new DaemonInstance(this, this.workers > 1 ? i + 1 : 0, echo));
+        this.fcgiInstances = Array.from({ length: opts.fcgiCount }, (_, i) => new FcgiInstance(this, opts.fcgiCount > 1 ? i + 1 : 0, echo));
+        // The first of each is "the" daemon and "the" fcgi of a single-instance stack.
+        this.daemon = this.daemons[0].child;
+        this.fcgi = this.fcgiInstances[0].child;
         this.nginx = new Child('nginx', { echo, emitter: this });
-        this.eventsSocket = path.join(this.runDir, 'events.sock');
-        this.wsSocket = path.join(this.runDir, 'ws.sock');
-        this.fcgiSocket = path.join(this.runDir, 'fcgi.sock');
-        // Like systemd's StateDirectory=: history and epoch survive a restart of the daemon.
-        this.stateDir = path.join(this.dir, 'state');
+        this.eventsSocket = this.daemons[0].eventsSocket;
+        this.wsSocket = this.daemons[0].wsSocket;
+        this.fcgiSocket = this.fcgiInstances[0].socket;
+        this.stateDir = this.daemons[0].stateDir;
+        this.redis = null; // { socketPath, url, pid, stop(), ... } once started (startRedis)
     }
 
     get daemonPid() {
         return this.daemon.pid;
+    }
+    get daemonPids() {
+        return this.daemons.map((d) => d.pid);
     }
     get fcgiPid() {
         return this.fcgi.pid;
@@ -364,12 +223,17 @@ export class Stack extends EventEmitter {
     get nginxPid() {
         return this.nginx.pid;
     }
+    // The Redis URL the services get (the stack's own Redis, or one given in daemonEnv), or null.
+    get redisUrl() {
+        return this.daemonEnv.SHOPCAST_REDIS_URL ?? this.redis?.url ?? null;
+    }
 
+    // With several instances: every instance's output, each under its name.
     daemonLog() {
-        return this.daemon.log;
+        return joinedLogs(this.daemons);
     }
     fcgiLog() {
-        return this.fcgi.log;
+        return joinedLogs(this.fcgiInstances);
     }
     nginxLog() {
         return this.nginx.log;
@@ -400,25 +264,33 @@ export class Stack extends EventEmitter {
         return env;
     }
 
-    // unix:<runDir>/ws.sock for nginx, then the direct-mode listeners when they are on.
-    wsListen() {
-        const listeners = [`unix:${this.wsSocket}`];
+    // unix:<ws socket> for nginx, then the direct-mode listeners when they are on (every daemon
+    // of the stack on the same ports: with Redis each opens them with SO_REUSEPORT).
+    wsListen(index = 0) {
+        const listeners = [`unix:${this.daemons[index].wsSocket}`];
         if (this.directPort !== undefined) listeners.push(`127.0.0.1:${this.directPort}`);
         if (this.directTlsPort !== undefined) listeners.push(`tls:127.0.0.1:${this.directTlsPort}`);
         return listeners.join(',');
     }
 
-    // The daemon's program and environment, as startDaemon runs it; a test that starts the
-    // daemon another way (e.g. under a socket holder) uses the same.
-    daemonLaunch(extraEnv = {}) {
+    // What every service gets in Redis mode; nothing without Redis.
+    redisEnv() {
+        return this.redis ? { SHOPCAST_REDIS_URL: this.redis.url } : {};
+    }
+
+    // A daemon's program and environment, as startDaemon runs it; a test that starts the daemon
+    // another way (e.g. under a socket holder) uses the same.
+    daemonLaunch(extraEnv = {}, index = 0) {
+        const daemon = this.daemons[index];
         const tls = this.directTlsPort !== undefined ? { SHOPCAST_TLS_CERT_FILE: this.cert, SHOPCAST_TLS_KEY_FILE: this.key } : {};
         const env = Stack.mergeEnv(
             this.baseEnv(),
             {
-                SHOPCAST_EVENTS_SOCKET: this.eventsSocket,
-                SHOPCAST_WS_LISTEN: this.wsListen(),
+                SHOPCAST_EVENTS_SOCKET: daemon.eventsSocket,
+                SHOPCAST_WS_LISTEN: this.wsListen(index),
                 SHOPCAST_ALLOWED_ORIGINS: this.allowedOrigins.join(','),
-                SHOPCAST_STATE_DIRECTORY: this.stateDir,
+                SHOPCAST_STATE_DIRECTORY: daemon.stateDir,
+                ...this.redisEnv(),
                 ...tls,
             },
             this.daemonEnv,
@@ -427,29 +299,27 @@ export class Stack extends EventEmitter {
         return { command: path.join(this.binDir, 'shopcastd'), env };
     }
 
-    async startDaemon(extraEnv = {}) {
-        const { command, env } = this.daemonLaunch(extraEnv);
-        await this.daemon.start(command, [], env);
-        await this.daemon.waitForLine(/shopcastd ready/);
+    // The first daemon, or daemon `index` (0-based) of several: startDaemon(extraEnv) or
+    // startDaemon(index, extraEnv); stopDaemon(signal) or stopDaemon(index, signal).
+    async startDaemon(...args) {
+        const [index, extraEnv = {}] = typeof args[0] === 'number' ? args : [0, ...args];
+        return this.daemons[index].start(extraEnv);
     }
 
-    async stopDaemon(signal = 'SIGTERM') {
-        return this.daemon.stop(signal);
+    async stopDaemon(...args) {
+        const [index, signal = 'SIGTERM'] = typeof args[0] === 'number' ? args : [0, ...args];
+        return this.daemons[index].stop(signal);
     }
 
-    async startFcgi(extraEnv = {}) {
-        const env = Stack.mergeEnv(
-            this.baseEnv(),
-            { INTERNAL_SECRET: this.secret, SHOPCAST_EVENTS_SOCKET: this.eventsSocket },
-            this.fcgiEnv,
-            extraEnv,
-        );
-        await this.fcgi.start(path.join(this.binDir, 'shopcast-fcgi'), ['--listen', this.fcgiSocket], env);
-        await this.fcgi.waitForLine(/shopcast-fcgi ready/);
+    // The same for the fcgi instances.
+    async startFcgi(...args) {
+        const [index, extraEnv = {}] = typeof args[0] === 'number' ? args : [0, ...args];
+        return this.fcgiInstances[index].start(extraEnv);
     }
 
-    async stopFcgi(signal = 'SIGTERM') {
-        return this.fcgi.stop(signal);
+    async stopFcgi(...args) {
+        const [index, signal = 'SIGTERM'] = typeof args[0] === 'number' ? args : [0, ...args];
+        return this.fcgiInstances[index].stop(signal);
     }
 
     async startNginx() {
@@ -506,13 +376,93 @@ export class Stack extends EventEmitter {
         });
     }
 
-    // Stops every child (fcgi, daemon, then nginx so browsers still get the daemon's close
-    // frames) and returns how each exited. Files in `dir` stay.
+    // Stops every child (fcgi, daemons, then nginx so browsers still get the daemons' close
+    // frames, then Redis) and returns how each exited. Files in `dir` stay. With several
+    // daemons, `daemon` is the first that did not exit cleanly among those running until now
+    // (else the first daemon's), so a caller checking `daemon` checks them all.
     async stop() {
-        const fcgi = await this.fcgi.stop();
-        const daemon = await this.daemon.stop();
+        const fcgis = [];
+        for (const fcgi of this.fcgiInstances) fcgis.push(await fcgi.child.stop());
+        const wereRunning = this.daemons.map((d) => d.child.running);
+        const daemons = await Promise.all(this.daemons.map((d) => d.child.stop()));
         const nginx = await this.nginx.stop(); // SIGTERM: fast shutdown, open WebSockets or not
-        return { fcgi, daemon, nginx };
+        const redis = this.redis ? await this.redis.stop() : null;
+        const unclean = daemons.find((status, i) => wereRunning[i] && (status?.code !== 0 || status?.signal));
+        return { fcgi: fcgis[0], daemon: unclean ?? daemons[0], nginx, daemons, fcgis, redis };
+    }
+}
+
+function joinedLogs(instances) {
+    if (instances.length === 1) return instances[0].child.log;
+    return instances.map((instance) => `--- ${instance.name} ---\n${instance.child.log}`).join('\n');
+}
+
+// One shopcastd of the stack: its own ws and events sockets and state directory.
+class DaemonInstance {
+    constructor(stack, number, echo) {
+        this.stack = stack;
+        this.index = number === 0 ? 0 : number - 1;
+        const suffix = number === 0 ? '' : `-${number}`;
+        this.name = number === 0 ? 'shopcastd' : `shopcastd@${number}`;
+        this.child = new Child(this.name, { echo, emitter: stack });
+        this.wsSocket = path.join(stack.runDir, `ws${suffix}.sock`);
+        this.eventsSocket = path.join(stack.runDir, `events${suffix}.sock`);
+        // Like systemd's StateDirectory=: history and epoch survive a restart of the daemon.
+        this.stateDir = number === 0 ? path.join(stack.dir, 'state') : path.join(stack.dir, 'state', String(number));
+    }
+
+    get pid() {
+        return this.child.pid;
+    }
+
+    log() {
+        return this.child.log;
+    }
+
+    async start(extraEnv = {}) {
+        await mkdir(this.stateDir, { recursive: true, mode: 0o700 });
+        const { command, env } = this.stack.daemonLaunch(extraEnv, this.index);
+        await this.child.start(command, [], env);
+        await this.child.waitForLine(/shopcastd ready/);
+    }
+
+    async stop(signal = 'SIGTERM') {
+        return this.child.stop(signal);
+    }
+}
+
+// One shopcast-fcgi of the stack on its own socket; nginx's upstream lists them all. Each asks
+// the first daemon for /metrics and /health (its SHOPCAST_EVENTS_SOCKET).
+class FcgiInstance {
+    constructor(stack, number, echo) {
+        this.stack = stack;
+        this.name = number === 0 ? 'shopcast-fcgi' : `shopcast-fcgi@${number}`;
+        this.child = new Child(this.name, { echo, emitter: stack });
+        this.socket = path.join(stack.runDir, number === 0 ? 'fcgi.sock' : `fcgi-${number}.sock`);
+    }
+
+    get pid() {
+        return this.child.pid;
+    }
+
+    log() {
+        return this.child.log;
+    }
+
+    async start(extraEnv = {}) {
+        const stack = this.stack;
+        const env = Stack.mergeEnv(
+            stack.baseEnv(),
+            { INTERNAL_SECRET: stack.secret, SHOPCAST_EVENTS_SOCKET: stack.eventsSocket, ...stack.redisEnv() },
+            stack.fcgiEnv,
+            extraEnv,
+        );
+        await this.child.start(path.join(stack.binDir, 'shopcast-fcgi'), ['--listen', this.socket], env);
+        await this.child.waitForLine(/shopcast-fcgi ready/);
+    }
+
+    async stop(signal = 'SIGTERM') {
+        return this.child.stop(signal);
     }
 }
 
@@ -577,10 +527,17 @@ export async function renderNginxConfig(values, templatePath = path.join(repoRoo
     return rendered;
 }
 
+// An upstream's lines: one server, as always; several share one zone (the state of every nginx
+// worker) and go to the least busy, so long-lived WebSockets spread evenly over the daemons.
+function upstreamBody(sockets, zone) {
+    const servers = sockets.map((socket) => `        server          unix:${socket};`);
+    if (sockets.length === 1) return servers[0];
+    return [`        zone            ${zone} 64k;`, '        least_conn;', ...servers].join('\n');
+}
+
 async function writeNginxConfig(stack, { cert, key, rateLimit, rateBurst, workerConnections, workerProcesses }) {
     const text = await renderNginxConfig({
         PREFIX: stack.dir,
-        RUN_DIR: stack.runDir,
         WEB_ROOT: stack.webRoot,
         CERT: cert,
         KEY: key,
@@ -593,6 +550,8 @@ async function writeNginxConfig(stack, { cert, key, rateLimit, rateBurst, worker
         // One slot is one descriptor; stay within the 20,000 open-files hard limit.
         WORKER_NOFILE: Math.min(workerConnections + 64, 20000),
         USER_DIRECTIVE: userDirective(stack.nginxUser),
+        WS_UPSTREAM: upstreamBody(stack.daemons.map((d) => d.wsSocket), 'shopcast_ws'),
+        FCGI_UPSTREAM: upstreamBody(stack.fcgiInstances.map((f) => f.socket), 'shopcast_fcgi'),
     });
     await writeFile(path.join(stack.dir, 'nginx.conf'), text);
     await installNginxIncludes(stack.dir);
@@ -603,7 +562,7 @@ function writeSiteConfig(stack, { site, siteRewrite, cert, key, rateLimit, rateB
     if (site !== 'production') throw new Error(`site must be 'dev' or 'production', got ${JSON.stringify(site)}`);
     return writeProductionSite({
         dir: stack.dir, runDir: stack.runDir, cert, key,
-        httpPort: stack.httpPort, httpsPort: stack.httpsPort, siteRewrite,
+        httpPort: stack.httpPort, httpsPort: stack.httpsPort, siteRewrite, workers: stack.daemons.length,
         // Debian's nginx.conf: the production site runs with what a newcomer's nginx has.
         workerConnections: 768,
         userDirective: userDirective(stack.nginxUser),
@@ -640,11 +599,24 @@ async function startDaemonOnPorts(stack, directPort, directTlsPort) {
         stack.directWssUrl = stack.directTlsPort === undefined ? undefined : `wss://127.0.0.1:${stack.directTlsPort}/ws`;
         try {
             await stack.startDaemon();
-            return;
+            break;
         } catch (err) {
             if (!(picked && attempt < 5 && /cannot listen for WebSockets on (tls:)?127\.0\.0\.1/.test(stack.daemon.recentLog()))) throw err;
         }
     }
+    // The others share the first one's ports (SO_REUSEPORT, Redis mode only).
+    await Promise.all(stack.daemons.slice(1).map((daemon) => daemon.start()));
+}
+
+// The stack's own redis-server on a Unix socket in dir/redis (tests/lib/redis-server.mjs), for
+// several daemons or when asked for; never a system Redis.
+async function startOwnRedis(stack) {
+    const { startRedis } = await import(path.join(repoRoot, 'tests', 'lib', 'redis-server.mjs'));
+    stack.redis = await startRedis({ dir: path.join(stack.dir, 'redis') });
+}
+
+function checkCount(name, value) {
+    if (!Number.isInteger(value) || value < 1 || value > 64) throw new Error(`${name} must be an integer from 1 to 64, got ${value}`);
 }
 
 // Starts nginx, shopcastd and shopcast-fcgi and resolves once all three answer.
@@ -673,9 +645,18 @@ export async function startStack({
     siteRewrite,
     directPort,
     directTlsPort,
+    workers = 1,
+    redis,
+    fcgiInstances = 1,
 } = {}) {
     checkDirectPort('directPort', directPort);
     checkDirectPort('directTlsPort', directTlsPort);
+    checkCount('workers', workers);
+    checkCount('fcgiInstances', fcgiInstances);
+    // Several daemons only make sense on one stream; a Redis given in daemonEnv is used as it is.
+    const externalRedis = daemonEnv.SHOPCAST_REDIS_URL !== undefined && daemonEnv.SHOPCAST_REDIS_URL !== null;
+    if (redis === false && workers > 1 && !externalRedis) throw new Error('workers > 1 needs Redis: leave redis unset or true');
+    const ownRedis = !externalRedis && (redis === true || (redis === undefined && workers > 1));
     for (const bin of ['shopcastd', 'shopcast-fcgi']) {
         if (!existsSync(path.join(binDir, bin))) {
             throw new Error(`${path.join(binDir, bin)} does not exist: build first (cmake -S . -B build && cmake --build build)`);
@@ -698,8 +679,9 @@ export async function startStack({
     const { cert, key } = await ensureCertificate(dir);
 
     const pickPorts = !httpPort || !httpsPort;
-    const stack = new Stack({ binDir: path.resolve(binDir), dir, runDir, secret, daemonEnv, fcgiEnv, stdio, webRoot, cert, key, nginxUser });
+    const stack = new Stack({ binDir: path.resolve(binDir), dir, runDir, secret, daemonEnv, fcgiEnv, stdio, webRoot, cert, key, nginxUser, workers, fcgiCount: fcgiInstances });
     try {
+        if (ownRedis) await startOwnRedis(stack);
         // nginx first: only once its ports are settled can the daemon's origin list be written.
         for (let attempt = 1; ; attempt++) {
             stack.httpPort = httpPort || (await freePort());
@@ -727,7 +709,7 @@ export async function startStack({
             `https://localhost:${stack.httpsPort}`,
         ];
         await startDaemonOnPorts(stack, directPort, directTlsPort);
-        await stack.startFcgi();
+        await Promise.all(stack.fcgiInstances.map((fcgi) => fcgi.start()));
     } catch (err) {
         await stack.stop().catch(() => {});
         throw err;

@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <limits>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -147,6 +148,29 @@ TEST(Cursor, EpochNames) {
         EXPECT_FALSE(is_epoch_name(name)) << name;
     }
     EXPECT_THROW(CursorCodec(Epoch{"NOT", {}}), std::invalid_argument);
+}
+
+TEST(Cursor, EpochRecordsRoundTrip) {
+    const Epoch epoch = Epoch::generate();
+    const std::string record = epoch.record();
+    EXPECT_EQ(record.size(), epoch.name.size() + 1 + 32) << record;
+    const std::optional<Epoch> read = Epoch::from_record(record);
+    ASSERT_TRUE(read);
+    EXPECT_EQ(read->name, epoch.name);
+    EXPECT_EQ(read->key, epoch.key);
+    EXPECT_EQ(CursorCodec(*read).event_cursor(7), CursorCodec(epoch).event_cursor(7));
+    EXPECT_EQ(test_epoch("k3f9").record().substr(0, 5), "k3f9:");
+}
+
+TEST(Cursor, EpochRecordGarbageIsRefused) {
+    const std::string hex(32, 'a');
+    for (const std::string& text : std::vector<std::string>{
+             "", ":", "k3f9", "k3f9:", ":" + hex, "K3F9:" + hex, "k3f9:" + hex.substr(1),
+             "k3f9:" + hex + "a", "k3f9:" + hex.substr(1) + "A", "k3f9:" + hex.substr(1) + "g",
+             "k3f9::" + hex.substr(1), " k3f9:" + hex, "k3f9:" + hex + "\n",
+             "0123456789abcdefg:" + hex, "k-3:" + hex}) {
+        EXPECT_FALSE(Epoch::from_record(text).has_value()) << testing::PrintToString(text);
+    }
 }
 
 }  // namespace
