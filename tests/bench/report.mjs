@@ -386,9 +386,11 @@ export function renderScaleReport(report) {
     const fanN = scale.sessions.find((sc) => sc.kind === 'fanout' && sc.daemons > 1);
     const fan1 = scale.sessions.find((sc) => sc.kind === 'fanout' && sc.daemons === 1);
     const n = scale.settings.daemons;
-    const how = scale.mode === 'redis'
-        ? `${n} shopcastd sharing one direct-mode port (SO_REUSEPORT), each reading the Redis stream; events POSTed through nginx and shopcast-fcgi`
-        : `${n} shopcastd in local mode, each on its own port, the same event handed to each on its events socket (no Redis)`;
+    const how = {
+        redis: `${n} shopcastd sharing one direct-mode port (SO_REUSEPORT), each reading the Redis stream; events POSTed through nginx and shopcast-fcgi`,
+        shared: `${n} shopcastd on one Redis sharing one direct-mode port (SO_REUSEPORT); the same event handed to each daemon on its events socket`,
+        local: `${n} shopcastd in local mode, each on its own port, the same event handed to each on its events socket (no Redis)`,
+    }[scale.mode];
     p(SCALE_MARKERS.begin);
     p();
     p(`Run of ${facts.date.slice(0, 16).replace('T', ' ')} UTC, ${Math.round(scale.seconds)} s, on ${facts.cpuModel} (${facts.cores}), ` +

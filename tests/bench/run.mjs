@@ -26,7 +26,7 @@
 //            at a time to all, and fan-out with those daemons against one at
 //            BENCH_SCALE_FANOUT_CLIENTS (15000); BENCH_SCALE_EVENTS (3), BENCH_SCALE_FANOUT_EVENTS
 //            (10), BENCH_SCALE_RATE (2000 connections/s), BENCH_SCALE_CONNECT_SECONDS (900),
-//            BENCH_SCALE_MODE (auto, redis, local).
+//            BENCH_SCALE_MODE (auto, redis, shared, local).
 //            tests/bench/scale.mjs describes it; its table is a section of BENCHMARKS.md of its own
 // Other knobs: BENCH_SYSTEMS, BENCH_HEAVY_SKIP ("node": left out at N >= 10000), BENCH_CLIENT_PROCS (2),
 // BENCH_SETTLE_MS (2000), BENCH_WARM_EVENTS (20), BENCH_OUTPUT (BENCHMARKS.md; "-": print only),
@@ -142,7 +142,7 @@ settings.scale = {
     eventTimeoutMs: 60000,
     binDir: settings.binDir,
 };
-if (!['auto', 'redis', 'local'].includes(settings.scale.mode)) fail(`BENCH_SCALE_MODE=${settings.scale.mode}: expected auto, redis or local`);
+if (!['auto', 'redis', 'shared', 'local'].includes(settings.scale.mode)) fail(`BENCH_SCALE_MODE=${settings.scale.mode}: expected auto, redis, shared or local`);
 if (settings.heavySkip.length === 1 && settings.heavySkip[0] === '-') settings.heavySkip = [];
 for (const s of settings.systems) if (!SYSTEMS.includes(s)) fail(`BENCH_SYSTEMS: unknown system ${s} (known: ${SYSTEMS.join(', ')})`);
 for (const s of settings.scenarios) if (!SCENARIOS.includes(s)) fail(`BENCH_SCENARIOS: unknown scenario ${s} (known: ${SCENARIOS.join(', ')})`);

@@ -3,9 +3,10 @@
 //
 //   local  N daemons in local mode (no Redis), each on its own port, each fed by its own events
 //          socket with the IPC framing of common/ipc.h: the same event is handed to every daemon
-//   redis  the dev stack with `workers: N` (scripts/lib/stack.mjs): Redis, N daemons sharing one
-//          direct-mode port (SO_REUSEPORT), events POSTed through nginx and shopcast-fcgi into
-//          the stream that every daemon reads
+//   shared the dev stack with `workers: N` (scripts/lib/stack.mjs): Redis, N daemons sharing one
+//          direct-mode port (SO_REUSEPORT); the event handed to each daemon on its events socket
+//   redis  the same stack, events POSTed through nginx and shopcast-fcgi into the stream that
+//          every daemon reads
 //
 // startScaleStack({ mode, daemons, dir, binDir, maxConnections }) resolves to
 //   { mode, daemons, targets: [{url, origin}], daemonPids(), publish({run, seq}) -> {ok, status, ms},
@@ -81,6 +82,15 @@ async function eventsConnection(socketPath) {
     };
 }
 
+// The same event (load.mjs's publishOne event) to every daemon; ok once every one accepted it.
+async function publishEverywhere(connections, fields) {
+    const t0 = now();
+    const json = JSON.stringify({ type: 'product_updated', shopId: 1, productId: (fields.seq ?? 0) + 1, ...fields, t: t0 });
+    const acks = await Promise.all(connections.map((c) => c.send({ type: 'product_updated', shopId: '1', json }).catch(() => null)));
+    const ok = acks.every((a) => a?.status === 'accepted');
+    return { ok, status: ok ? 200 : 0, ms: now() - t0, recipients: acks.reduce((a, x) => a + (x?.recipients ?? 0), 0) };
+}
+
 // ------------------------------------------------------------------------------------------------
 
 async function startLocal({ daemons, dir, binDir, maxConnections }) {
@@ -120,52 +130,58 @@ async function startLocal({ daemons, dir, binDir, maxConnections }) {
         daemons,
         targets: started.map((d) => ({ url: `ws://127.0.0.1:${d.port}/ws`, origin })),
         daemonPids: () => started.map((d) => d.proc.pid),
-        // The same event to every daemon; ok once every one accepted it.
-        async publish(fields) {
-            const t0 = now();
-            const json = JSON.stringify({ type: 'product_updated', shopId: 1, productId: (fields.seq ?? 0) + 1, ...fields, t: t0 });
-            const acks = await Promise.all(connections.map((c) => c.send({ type: 'product_updated', shopId: '1', json }).catch(() => null)));
-            const ok = acks.every((a) => a?.status === 'accepted');
-            return { ok, status: ok ? 200 : 0, ms: now() - t0, recipients: acks.reduce((a, x) => a + (x?.recipients ?? 0), 0) };
-        },
+        publish: (fields) => publishEverywhere(connections, fields),
         logs: () => Object.fromEntries(started.map((d, i) => [`shopcastd ${i}`, d.proc.output().slice(-2000)])),
         stop,
     };
 }
 
-async function startRedis({ daemons, dir, binDir, maxConnections }) {
+// The dev stack with `workers: N` daemons sharing one direct-mode port (SO_REUSEPORT, which the
+// daemons open only on Redis). `publishVia`: 'redis' POSTs through nginx and shopcast-fcgi into
+// the stream; 'ipc' hands the event to every daemon on its own events socket (for a tree whose
+// daemons share the port but do not read the stream yet).
+async function startWorkers({ daemons, dir, binDir, maxConnections, publishVia }) {
     const stack = await startStack({
         binDir,
         dir,
         workers: daemons,
+        redis: true, // one daemon too: the comparison is on the same path
         directPort: 0,
         // nginx carries only the publish API here: the browsers are on the daemons' shared port.
         workerProcesses: 1,
         workerConnections: 1024,
         daemonEnv: { SHOPCAST_MAX_CONNECTIONS: String(maxConnections) },
     });
-    const pids = () => stack.daemonPids ?? [stack.daemonPid];
-    if (typeof stack.daemonPids === 'undefined' || !stack.redisUrl) {
+    const connections = [];
+    try {
+        if (publishVia === 'ipc') for (const d of stack.daemons) connections.push(await eventsConnection(d.eventsSocket));
+    } catch (err) {
         await stack.stop();
-        throw new Error('scripts/lib/stack.mjs has no `workers: N` with Redis in this tree (merge the workers branch)');
+        throw err;
     }
     const sys = { publishUrl: `${stack.httpUrl}/api/internal/broadcast`, secret: stack.secret };
     return {
-        mode: 'redis',
+        mode: publishVia === 'ipc' ? 'shared' : 'redis',
         daemons,
         targets: [{ url: stack.directWsUrl, origin: stack.origin }],
-        daemonPids: pids,
-        async publish(fields) {
-            const reply = await publishOne(sys, fields);
-            return { ok: reply.status === 200, status: reply.status, ms: reply.ms };
-        },
+        daemonPids: () => stack.daemonPids,
+        publish: publishVia === 'ipc'
+            ? (fields) => publishEverywhere(connections, fields)
+            : async (fields) => {
+                const reply = await publishOne(sys, fields);
+                return { ok: reply.status === 200, status: reply.status, ms: reply.ms };
+            },
         logs: () => ({ shopcastd: stack.daemonLog().slice(-4000), nginx: stack.nginxLog().slice(-2000) }),
-        stop: () => stack.stop(),
+        async stop() {
+            for (const c of connections) c.close();
+            await stack.stop();
+        },
     };
 }
 
 export function startScaleStack({ mode, ...opts }) {
     if (mode === 'local') return startLocal(opts);
-    if (mode === 'redis') return startRedis(opts);
-    throw new Error(`scale stack mode must be local or redis, got ${mode}`);
+    if (mode === 'shared') return startWorkers({ ...opts, publishVia: 'ipc' });
+    if (mode === 'redis') return startWorkers({ ...opts, publishVia: 'redis' });
+    throw new Error(`scale stack mode must be local, shared or redis, got ${mode}`);
 }

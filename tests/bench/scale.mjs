@@ -12,9 +12,10 @@
 // Each session: daemons' RSS before the clients and BENCH_SETTLE_MS after the last one opened
 // (per connection = the difference ÷ clients), then one event at a time (the next once every
 // client had the previous one): per event p50, p99 and the time until the last client had it.
-// BENCH_SCALE_MODE: redis (the stack's `workers: N`, one shared port, events through Redis),
-// local (N local-mode daemons on their own ports, each sent the event on its events socket) or
-// auto (default: redis when this tree's stack can start it, else local). BENCH_SCALE_RATE (2000):
+// BENCH_SCALE_MODE: redis (the stack's `workers: N` on its own Redis, one shared port, events
+// POSTed into the stream), shared (the same daemons, the event handed to each on its events
+// socket), local (N local-mode daemons on their own ports, each sent the event on its events
+// socket) or auto (default: the first of these that this tree and its binaries can run). BENCH_SCALE_RATE (2000):
 // new connections per second over the whole fleet; BENCH_SCALE_CONNECT_SECONDS (900): the most a
 // session's connecting may take.
 
@@ -115,16 +116,21 @@ async function session({ kind, label, mode, daemons, clients, processes, events,
     return result;
 }
 
-// Whether this tree's stack starts N daemons on Redis (scripts/lib/stack.mjs `workers`).
-async function redisModeAvailable() {
+// What this tree and these binaries can run: `redis` once shopcast-fcgi appends to the stream
+// and shopcastd reads it; `shared` once the stack starts several daemons on one port; else `local`.
+async function bestMode(binDir) {
     const { readFile } = await import('node:fs/promises');
     const { repoRoot } = await import('../../scripts/lib/stack.mjs');
-    const text = await readFile(path.join(repoRoot, 'scripts', 'lib', 'stack.mjs'), 'utf8');
-    return /\bworkers\b/.test(text) && /redis/i.test(text);
+    const has = async (file, text) => (await readFile(file).catch(() => Buffer.alloc(0))).includes(text);
+    const stack = path.join(repoRoot, 'scripts', 'lib', 'stack.mjs');
+    if (!(await has(stack, 'workers = 1'))) return 'local';
+    const streamRead = await has(path.join(binDir, 'shopcastd'), 'XREAD');
+    const streamAppend = await has(path.join(binDir, 'shopcast-fcgi'), 'XADD');
+    return streamRead && streamAppend ? 'redis' : 'shared';
 }
 
 export async function scaleScenario({ settings, tmpRoot, log }) {
-    const mode = settings.mode === 'auto' ? ((await redisModeAvailable()) ? 'redis' : 'local') : settings.mode;
+    const mode = settings.mode === 'auto' ? await bestMode(settings.binDir) : settings.mode;
     const t0 = now();
     // The same fleet for both fan-out sessions, one process per 4,000 clients (at least two, one
     // per core): a process parses its clients' frames one after another.
