@@ -393,8 +393,11 @@ export function renderScaleReport(report) {
     }[scale.mode];
     p(SCALE_MARKERS.begin);
     p();
+    const ping = scale.settings.pingInterval
+        ? `; **the daemons' keepalive ping every ${scale.settings.pingInterval} s instead of the default 25 s** (hangup ${scale.settings.pingInterval + 15} s), in every session`
+        : '; the daemons\' defaults';
     p(`Run of ${facts.date.slice(0, 16).replace('T', ' ')} UTC, ${Math.round(scale.seconds)} s, on ${facts.cpuModel} (${facts.cores}), ` +
-        `${int(facts.memTotalMb)} MB, kernel ${facts.kernel}, load average ${facts.loadAverageAtStart} at start${report.settings.smoke ? ' — **a smoke run (tiny sizes): its numbers mean nothing**' : ''}; ${how}:`);
+        `${int(facts.memTotalMb)} MB, kernel ${facts.kernel}, load average ${facts.loadAverageAtStart} at start${report.settings.smoke ? ' — **a smoke run (tiny sizes): its numbers mean nothing**' : ''}; ${how}${ping}:`);
     p();
     p('```');
     p(report.settings.command);

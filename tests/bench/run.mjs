@@ -26,7 +26,7 @@
 //            at a time to all, and fan-out with those daemons against one at
 //            BENCH_SCALE_FANOUT_CLIENTS (15000); BENCH_SCALE_EVENTS (3), BENCH_SCALE_FANOUT_EVENTS
 //            (10), BENCH_SCALE_RATE (2000 connections/s), BENCH_SCALE_CONNECT_SECONDS (900),
-//            BENCH_SCALE_MODE (auto, redis, shared, local).
+//            BENCH_SCALE_MODE (auto, redis, shared, local), BENCH_SCALE_PING_INTERVAL (0: default).
 //            tests/bench/scale.mjs describes it; its table is a section of BENCHMARKS.md of its own
 // Other knobs: BENCH_SYSTEMS, BENCH_HEAVY_SKIP ("node": left out at N >= 10000), BENCH_CLIENT_PROCS (2),
 // BENCH_SETTLE_MS (2000), BENCH_WARM_EVENTS (20), BENCH_OUTPUT (BENCHMARKS.md; "-": print only),
@@ -138,6 +138,8 @@ settings.scale = {
     rate: envInt('BENCH_SCALE_RATE', 2000, 10, 20000),
     connectSeconds: envInt('BENCH_SCALE_CONNECT_SECONDS', 900, 10, 3600),
     mode: envList('BENCH_SCALE_MODE', 'auto')[0],
+    // 0: the daemons' default (SHOPCAST_PING_INTERVAL); else that interval, hangup 15 s after.
+    pingInterval: envInt('BENCH_SCALE_PING_INTERVAL', 0, 0, 3600),
     settleMs: settings.settleMs,
     eventTimeoutMs: 60000,
     binDir: settings.binDir,

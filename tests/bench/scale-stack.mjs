@@ -8,7 +8,7 @@
 //   redis  the same stack, events POSTed through nginx and shopcast-fcgi into the stream that
 //          every daemon reads
 //
-// startScaleStack({ mode, daemons, dir, binDir, maxConnections }) resolves to
+// startScaleStack({ mode, daemons, dir, binDir, maxConnections, daemonEnv }) resolves to
 //   { mode, daemons, targets: [{url, origin}], daemonPids(), publish({run, seq}) -> {ok, status, ms},
 //     logs(), stop() }
 
@@ -93,7 +93,7 @@ async function publishEverywhere(connections, fields) {
 
 // ------------------------------------------------------------------------------------------------
 
-async function startLocal({ daemons, dir, binDir, maxConnections }) {
+async function startLocal({ daemons, dir, binDir, maxConnections, daemonEnv = {} }) {
     const runDir = path.join(dir, 'run');
     await mkdir(runDir, { recursive: true });
     const origin = 'http://127.0.0.1';
@@ -116,6 +116,7 @@ async function startLocal({ daemons, dir, binDir, maxConnections }) {
                 SHOPCAST_ALLOWED_ORIGINS: origin,
                 SHOPCAST_STATE_DIRECTORY: stateDir,
                 SHOPCAST_MAX_CONNECTIONS: String(maxConnections),
+                ...daemonEnv,
             };
             const proc = await startProcess(`shopcastd ${i}`, path.join(binDir, 'shopcastd'), [], { env, ready: (out) => out.includes('shopcastd ready') });
             started.push({ proc, port, eventsSocket });
@@ -140,7 +141,7 @@ async function startLocal({ daemons, dir, binDir, maxConnections }) {
 // daemons open only on Redis). `publishVia`: 'redis' POSTs through nginx and shopcast-fcgi into
 // the stream; 'ipc' hands the event to every daemon on its own events socket (for a tree whose
 // daemons share the port but do not read the stream yet).
-async function startWorkers({ daemons, dir, binDir, maxConnections, publishVia }) {
+async function startWorkers({ daemons, dir, binDir, maxConnections, publishVia, daemonEnv = {} }) {
     const stack = await startStack({
         binDir,
         dir,
@@ -150,7 +151,7 @@ async function startWorkers({ daemons, dir, binDir, maxConnections, publishVia }
         // nginx carries only the publish API here: the browsers are on the daemons' shared port.
         workerProcesses: 1,
         workerConnections: 1024,
-        daemonEnv: { SHOPCAST_MAX_CONNECTIONS: String(maxConnections) },
+        daemonEnv: { SHOPCAST_MAX_CONNECTIONS: String(maxConnections), ...daemonEnv },
     });
     const connections = [];
     try {

@@ -17,7 +17,10 @@
 // socket), local (N local-mode daemons on their own ports, each sent the event on its events
 // socket) or auto (default: the first of these that this tree and its binaries can run). BENCH_SCALE_RATE (2000):
 // new connections per second over the whole fleet; BENCH_SCALE_CONNECT_SECONDS (900): the most a
-// session's connecting may take.
+// session's connecting may take. BENCH_SCALE_PING_INTERVAL (0: the daemons' default of 25 s):
+// the daemons' keepalive ping interval, hangup 15 s later. libwebsockets 4.1.6 re-arms each
+// connection's keepalive timer by a walk of a sorted list of every connection's timer, so at the
+// default an idle daemon spends CPU growing with the square of its connections (BENCHMARKS.md).
 
 import { readdirSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -53,7 +56,10 @@ async function session({ kind, label, mode, daemons, clients, processes, events,
     log(`scale: ${label}: starting ${daemons} daemon(s) (${mode} mode) for ${clients.toLocaleString('en-US')} clients`);
     // Room for an uneven spread over a shared port; under the 20,000 descriptors of a process.
     const maxConnections = Math.min(19900, Math.ceil((clients / daemons) * 1.15) + 100);
-    const stack = await startScaleStack({ mode, daemons, dir, binDir: settings.binDir, maxConnections });
+    const daemonEnv = settings.pingInterval
+        ? { SHOPCAST_PING_INTERVAL: String(settings.pingInterval), SHOPCAST_HANGUP_TIMEOUT: String(settings.pingInterval + 15) }
+        : {};
+    const stack = await startScaleStack({ mode, daemons, dir, binDir: settings.binDir, maxConnections, daemonEnv });
     let fleet = null;
     try {
         await stack.publish({ run: 'warm', seq: 0 }); // lazily made state into the baseline
