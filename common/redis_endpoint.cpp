@@ -134,7 +134,9 @@ std::optional<RedisEndpoint> redis_endpoint_setting(const Settings& settings) {
     SecretSetting password = settings.take_secret("redis-password");
     if (url.empty()) {
         if (!password.value.empty()) {
-            throw ConfigError("SHOPCAST_REDIS_PASSWORD_FILE is set but SHOPCAST_REDIS_URL is not");
+            throw ConfigError(
+                "a Redis password is set (SHOPCAST_REDIS_PASSWORD_FILE) but SHOPCAST_REDIS_URL "
+                "is not");
         }
         return std::nullopt;
     }

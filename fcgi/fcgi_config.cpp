@@ -11,7 +11,8 @@ namespace {
 
 constexpr std::string_view kSummary =
     "FastCGI endpoint for POST /api/internal/broadcast: checks the secret, validates the event\n"
-    "and hands it to shopcastd over its events socket.";
+    "and hands it to shopcastd over its events socket, or with SHOPCAST_REDIS_URL appends it\n"
+    "to the Redis stream every shopcastd reads.";
 
 // The bot on the same host as nginx, as in the development stack.
 constexpr std::string_view kDefaultPublishers = "127.0.0.1,::1";
@@ -47,6 +48,14 @@ std::vector<SettingSpec> setting_specs() {
          "seconds over which wrong secrets are counted"},
         {"secret-lockout", "SHOPCAST_SECRET_LOCKOUT", std::to_string(throttle.lockout.count()),
          "seconds a locked-out address gets 429, whatever secret it sends"},
+        redis_url_spec(),
+        redis_password_spec(),
+        // The daemon's settings of the same names: with Redis the stream keeps the history and
+        // the Idempotency-Keys, and this side writes both.
+        {"history", "SHOPCAST_HISTORY", "10000",
+         "with SHOPCAST_REDIS_URL: events the stream keeps (XADD MAXLEN ~)"},
+        {"idempotency-ttl", "SHOPCAST_IDEMPOTENCY_TTL", "300",
+         "with SHOPCAST_REDIS_URL: seconds Redis remembers an Idempotency-Key"},
         log_level_spec(),
     };
 }
@@ -124,6 +133,10 @@ FcgiConfig load_config(const Settings& settings, const SecretVerifier* running) 
     config.policy.require_user_for = require_user_for(settings);
     config.throttle = throttle_settings(settings);
     config.log_level = log_level_setting(settings);
+    config.redis = redis_endpoint_setting(settings);
+    config.history = settings.number("history", 10000, 1, 10'000'000);
+    config.idempotency_ttl_seconds =
+        static_cast<std::int64_t>(settings.number("idempotency-ttl", 300, 1, 86400));
     config.secret.emplace(make_verifier(settings, running));
     return config;
 }
@@ -153,6 +166,14 @@ std::string settings_needing_restart(const FcgiConfig& running, const FcgiConfig
     if (running.threads != loaded.threads) names.emplace_back("SHOPCAST_FCGI_THREADS");
     if (running.events_socket != loaded.events_socket) names.emplace_back("SHOPCAST_EVENTS_SOCKET");
     if (running.ack_timeout != loaded.ack_timeout) names.emplace_back("SHOPCAST_ACK_TIMEOUT_MS");
+    const auto redis_place = [](const FcgiConfig& config) {
+        return config.redis ? config.redis->describe() : std::string();
+    };
+    if (redis_place(running) != redis_place(loaded)) names.emplace_back("SHOPCAST_REDIS_URL");
+    if (running.history != loaded.history) names.emplace_back("SHOPCAST_HISTORY");
+    if (running.idempotency_ttl_seconds != loaded.idempotency_ttl_seconds) {
+        names.emplace_back("SHOPCAST_IDEMPOTENCY_TTL");
+    }
     const ThrottleSettings& a = running.throttle;
     const ThrottleSettings& b = loaded.throttle;
     if (a.max_failures != b.max_failures || a.failure_window != b.failure_window ||

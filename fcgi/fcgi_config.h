@@ -2,11 +2,13 @@
 #pragma once
 
 #include <chrono>
+#include <cstdint>
 #include <optional>
 #include <string>
 
 #include "common/event.h"
 #include "common/log.h"
+#include "common/redis_endpoint.h"
 #include "common/secret.h"
 #include "fcgi/secret_throttle.h"
 
@@ -25,6 +27,10 @@ struct FcgiConfig {
     std::chrono::milliseconds ack_timeout{1000};
     ThrottleSettings throttle;  // failed-secret lockout and the bot's exempt addresses
     LogLevel log_level = LogLevel::info;
+    // SHOPCAST_REDIS_URL: events go into the shared Redis stream instead of to shopcastd.
+    std::optional<RedisEndpoint> redis;
+    std::uint64_t history = 10000;               // SHOPCAST_HISTORY: the stream's MAXLEN ~
+    std::int64_t idempotency_ttl_seconds = 300;  // SHOPCAST_IDEMPOTENCY_TTL, kept in Redis
 };
 
 struct CommandLine {

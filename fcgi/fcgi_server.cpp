@@ -24,6 +24,7 @@
 #include "fcgi/daemon_client.h"
 #include "fcgi/fcgi_metrics.h"
 #include "fcgi/ops_endpoints.h"
+#include "fcgi/redis_forwarder.h"
 #include "fcgi/request_gate.h"
 
 namespace shopcast::fcgi {
@@ -120,6 +121,7 @@ struct WorkerTools {
     PublishHandler& publish;
     DaemonQueries& daemon;
     FcgiMetrics& metrics;
+    StreamHealth* stream;  // Redis mode only
 };
 
 Reply publish(const FCGX_Request& request, WorkerTools& tools) {
@@ -147,7 +149,7 @@ void serve_request(FCGX_Request& request, WorkerTools& tools) noexcept {
         if (const auto endpoint = ops_endpoint(param(request, "DOCUMENT_URI").value_or(""))) {
             write_reply(request.out,
                         answer_ops(*endpoint, param(request, "REQUEST_METHOD").value_or(""),
-                                   tools.daemon, tools.metrics));
+                                   tools.daemon, tools.metrics, tools.stream));
             return;
         }
         write_reply(request.out, publish(request, tools));
@@ -176,13 +178,20 @@ struct ServerState {
         : config(settings),
           rules(publish_rules),
           throttle(settings.throttle),
-          gate(socket_fd, RequestGate::Settings{kRequestDeadline, kMaxEventBytes}) {}
+          gate(socket_fd, RequestGate::Settings{kRequestDeadline, kMaxEventBytes}) {
+        if (settings.redis) {
+            redis.emplace(RedisPublishSettings{*settings.redis, settings.history,
+                                               settings.idempotency_ttl_seconds});
+        }
+    }
 
     const FcgiConfig& config;
     const PublishRulesSource& rules;
     SecretThrottle throttle;
     RequestGate gate;
     FcgiMetrics metrics;
+    std::optional<RedisPublishSettings> redis;
+    RedisOutageLog redis_outages;
 };
 
 // Serves the one request `connection` holds, all of which has already arrived.
@@ -214,9 +223,13 @@ void serve_connection(FcgiRequest& request, ReadyConnection connection, WorkerTo
 void run_worker(ServerState& server) noexcept {
     try {
         FcgiRequest request(kNoListeningSocket);
+        // The daemon still answers /metrics in Redis mode; events go to the stream.
         DaemonClient daemon(server.config.events_socket, server.config.ack_timeout);
-        PublishHandler handler(server.rules, server.throttle, daemon);
-        WorkerTools tools{handler, daemon, server.metrics};
+        std::optional<RedisForwarder> stream;
+        if (server.redis) stream.emplace(*server.redis, server.redis_outages);
+        EventForwarder& forwarder = stream ? static_cast<EventForwarder&>(*stream) : daemon;
+        PublishHandler handler(server.rules, server.throttle, forwarder);
+        WorkerTools tools{handler, daemon, server.metrics, stream ? &*stream : nullptr};
         while (std::optional<ReadyConnection> connection = server.gate.take()) {
             serve_connection(request, std::move(*connection), tools);
         }
@@ -354,9 +367,11 @@ int run_server(const FcgiConfig& config, const PublishRulesSource& rules, Listen
     ServerThreads threads(server);
     threads.start(run_gate);
     for (unsigned i = 0; i < config.threads; ++i) threads.start(run_worker);
-    log_line(LogLevel::info, "shopcast-fcgi ready: " + std::to_string(config.threads) +
-                                 " workers on " + listener.description() + ", events socket " +
-                                 config.events_socket);
+    log_line(LogLevel::info,
+             "shopcast-fcgi ready: " + std::to_string(config.threads) + " workers on " +
+                 listener.description() +
+                 (config.redis ? ", events into the Redis stream at " + config.redis->describe()
+                               : ", events socket " + config.events_socket));
 
     int signal_number = 0;
     while (::sigwait(&stop_signals, &signal_number) != 0 || signal_number == SIGHUP) {

@@ -57,6 +57,9 @@ int main(int argc, char** argv) {
     sigemptyset(&hangup);
     sigaddset(&hangup, SIGHUP);
     ::pthread_sigmask(SIG_BLOCK, &hangup, nullptr);
+    // hiredis writes with write(2): a Redis that went away must be an error to report, not
+    // the end of the process.
+    ::signal(SIGPIPE, SIG_IGN);
     try {
         forbid_core_dumps();
         fcgi::CommandLine command = fcgi::parse_command_line(argc, argv);

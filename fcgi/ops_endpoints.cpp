@@ -41,6 +41,28 @@ Reply ready_reply(DaemonQueries& daemon) {
     return reply;
 }
 
+Reply stream_ready_reply(StreamHealth& stream) {
+    const StreamStatus status = stream.stream_status();
+    const std::string daemons = std::to_string(status.live_daemons);
+    if (status.reachable && status.live_daemons > 0) {
+        return json_reply(200, R"({"status":"ready","checks":{"shopcast-fcgi":"ok","redis":"ok",)"
+                               R"("shopcastd":"ok"},"live_daemons":)" +
+                                   daemons + "}");
+    }
+    std::string body = R"({"status":"not_ready","reason":)";
+    if (status.reachable) {
+        append_json_string(body, "no shopcastd reported a heartbeat to Redis within 5 s");
+        body += R"(,"checks":{"shopcast-fcgi":"ok","redis":"ok","shopcastd":"none_live"})";
+    } else {
+        append_json_string(body, "redis is unreachable: " + status.failure);
+        body += R"(,"checks":{"shopcast-fcgi":"ok","redis":"unreachable","shopcastd":"unknown"})";
+    }
+    body += R"(,"live_daemons":)" + daemons + "}";
+    Reply reply = json_reply(503, std::move(body));
+    reply.headers.emplace_back("Retry-After", "1");
+    return reply;
+}
+
 }  // namespace
 
 std::optional<OpsEndpoint> ops_endpoint(std::string_view uri) {
@@ -51,7 +73,7 @@ std::optional<OpsEndpoint> ops_endpoint(std::string_view uri) {
 }
 
 Reply answer_ops(OpsEndpoint endpoint, std::string_view method, DaemonQueries& daemon,
-                 const FcgiMetrics& metrics) {
+                 const FcgiMetrics& metrics, StreamHealth* stream) {
     if (method != "GET" && method != "HEAD") {
         Reply reply = error_reply(405, "method_not_allowed", "Only GET is allowed");
         reply.headers.emplace_back("Allow", "GET, HEAD");
@@ -63,7 +85,7 @@ Reply answer_ops(OpsEndpoint endpoint, std::string_view method, DaemonQueries& d
         case OpsEndpoint::live:
             return json_reply(200, R"({"status":"live","service":"shopcast-fcgi"})");
         case OpsEndpoint::ready:
-            return ready_reply(daemon);
+            return stream != nullptr ? stream_ready_reply(*stream) : ready_reply(daemon);
     }
     return error_reply(404, "not_found", "No such endpoint");
 }

@@ -33,11 +33,13 @@ inline std::optional<std::string> find_redis_server() {
 class RedisServer {
   public:
     // Starts it and waits (bounded) until it answers PING; started() tells whether it did.
-    explicit RedisServer(const std::string& program) {
+    // `password`: started with --requirepass, and connect() authenticates.
+    explicit RedisServer(const std::string& program, const std::string& password = "") {
         std::string pattern = (std::filesystem::temp_directory_path() / "shopcast-redis-XXXXXX");
         if (::mkdtemp(pattern.data()) == nullptr) return;
         dir_ = pattern;
         endpoint_.unix_path = dir_ + "/redis.sock";
+        endpoint_.password = password;
         std::vector<std::string> arguments = {program,
                                               "--port",
                                               "0",
@@ -51,6 +53,10 @@ class RedisServer {
                                               dir_,
                                               "--logfile",
                                               dir_ + "/redis.log"};
+        if (!password.empty()) {
+            arguments.push_back("--requirepass");
+            arguments.push_back(password);
+        }
         std::vector<char*> argv;
         for (std::string& argument : arguments) argv.push_back(argument.data());
         argv.push_back(nullptr);
