@@ -66,9 +66,8 @@ std::vector<SettingSpec> daemon_setting_specs() {
         {"state-directory", "SHOPCAST_STATE_DIRECTORY", "",
          "where history, epoch and Idempotency-Keys are kept across a restart (default: "
          "systemd's $STATE_DIRECTORY; none: every start is a new epoch)"},
-        {"redis-url", "SHOPCAST_REDIS_URL", "",
-         "redis://host[:port][/db] or unix:/path[?db=N]: several daemons share one event "
-         "stream (empty: local mode)"},
+        redis_url_spec(),
+        redis_password_spec(),
         {"bot-token", "BOT_TOKEN", "", "bot token for initData hash checks (or BOT_TOKEN_FILE)",
          true},
         {"bot-id", "SHOPCAST_BOT_ID", "", "bot id for initData signature checks"},
@@ -197,12 +196,12 @@ DaemonConfig load(const Settings& settings, const DaemonConfig* running) {
     config.idempotency_ttl_seconds =
         static_cast<std::int64_t>(settings.number("idempotency-ttl", 300, 1, 86400));
     // systemd's StateDirectory= names the directory in $STATE_DIRECTORY.
-    config.redis_url = settings.text("redis-url", "");
     const char* systemd_state = std::getenv("STATE_DIRECTORY");
     config.state_directory = settings.text("state-directory", systemd_state ? systemd_state : "");
     if (!config.state_directory.empty() && config.state_directory[0] != '/') {
         throw ConfigError("SHOPCAST_STATE_DIRECTORY must be an absolute path");
     }
+    config.redis = redis_endpoint_setting(settings);
 
     {
         const SecretSetting token = settings.take_secret("bot-token");
@@ -263,6 +262,10 @@ std::string daemon_settings_needing_restart(const DaemonConfig& running,
     note(running.idempotency_ttl_seconds != loaded.idempotency_ttl_seconds,
          "SHOPCAST_IDEMPOTENCY_TTL");
     note(running.state_directory != loaded.state_directory, "SHOPCAST_STATE_DIRECTORY");
+    const auto redis_of = [](const DaemonConfig& config) {
+        return config.redis ? config.redis->describe() : std::string();
+    };
+    note(redis_of(running) != redis_of(loaded), "SHOPCAST_REDIS_URL");
     note(running.trusted_proxies.size() != loaded.trusted_proxies.size(),
          "SHOPCAST_TRUSTED_PROXIES");
     std::string joined;

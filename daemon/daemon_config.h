@@ -2,10 +2,12 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "common/config.h"
+#include "common/redis_endpoint.h"
 #include "daemon/core/client_address.h"
 #include "daemon/core/hub.h"
 #include "daemon/core/telegram_auth.h"
@@ -40,8 +42,9 @@ struct DaemonConfig {
     std::int64_t live_hold_ms = 1000;
     std::int64_t idempotency_ttl_seconds = 300;
     std::string state_directory;  // empty: every start is a new epoch
-    std::string redis_url;        // empty: local mode (one daemon, no Redis)
-    TelegramAuthConfig auth;      // holds the key derived from the bot token, never the token
+    // Set: events come from the shared stream there (Redis mode); unset: from the events socket.
+    std::optional<RedisEndpoint> redis;
+    TelegramAuthConfig auth;  // holds the key derived from the bot token, never the token
     LogLevel log_level = LogLevel::info;
 };
 

@@ -84,7 +84,14 @@ int IpcListener::on_receive(lws* wsi, std::string_view bytes) {
             continue;
         }
         ipc::PublishAck ack;  // `rejected` unless the sink takes the request
-        if (item->request) {
+        if (item->request && refuse_publishes_) {
+            if (!refusal_logged_) {
+                log_line(LogLevel::warning,
+                         "refusing publish requests on the events socket: in Redis mode events "
+                         "are appended to the stream (shopcast-fcgi with SHOPCAST_REDIS_URL)");
+                refusal_logged_ = true;
+            }
+        } else if (item->request) {
             ack = sink_.publish(*item->request);
             published = true;
         } else {

@@ -34,6 +34,10 @@ class IpcListener {
         PublishIntake intake;
     };
 
+    // Redis mode: events come from the shared stream, so requests here are refused (queries
+    // are still answered).
+    void refuse_publishes() { refuse_publishes_ = true; }
+
     int on_adopt(lws* wsi);
     int on_receive(lws* wsi, std::string_view bytes);
     void on_close(lws* wsi) { connections_.erase(wsi); }
@@ -56,6 +60,8 @@ class IpcListener {
     std::unordered_map<lws*, std::unique_ptr<Connection>> connections_;
     DeliveryTimer delivery_{{}, this};
     bool delivery_scheduled_ = false;
+    bool refuse_publishes_ = false;
+    bool refusal_logged_ = false;
     // A peer may retry as fast as it likes: a few lines a minute say enough about it.
     LogThrottle refused_peer_log_{5, 60'000};
     LogThrottle refused_request_log_{5, 60'000};

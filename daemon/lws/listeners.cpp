@@ -109,7 +109,7 @@ UniqueFd open_shared_listener(const ListenAddress& address) {
 }  // namespace
 
 bool shares_tcp_ports(const DaemonConfig& config) {
-    return !config.redis_url.empty();
+    return config.redis.has_value();
 }
 
 bool needs_tls(const DaemonConfig& config) {

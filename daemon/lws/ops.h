@@ -8,6 +8,7 @@
 
 #include "common/ipc.h"
 #include "daemon/core/hub.h"
+#include "daemon/redis/stream_health.h"
 
 namespace shopcast {
 
@@ -20,10 +21,14 @@ class OpsResponder {
     ipc::QueryReply answer(ipc::Query query) const;
     // From now on health says "stopping": nginx and probes see the restart coming.
     void stopping() { stopping_ = true; }
+    // Redis mode: health is only ready while the stream is read, and metrics say how it goes.
+    // `health` must outlive every answer.
+    void watch_stream(const StreamHealth& health) { stream_ = &health; }
 
   private:
     const Hub& hub_;
     bool stopping_ = false;
+    const StreamHealth* stream_ = nullptr;
 };
 
 // Sends "STATUS=<n> connections, <r> events/s" to systemd every few seconds. Does nothing

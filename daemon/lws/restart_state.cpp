@@ -1,7 +1,7 @@
 #include "daemon/lws/restart_state.h"
 
-#include "common/log.h"
 #include "common/cursor.h"
+#include "common/log.h"
 #include "daemon/core/state_file.h"
 
 namespace shopcast {
@@ -16,7 +16,8 @@ std::string state_path(const DaemonConfig& config) {
 RestoredEngine restore_engine(const DaemonConfig& config, std::int64_t now, std::int64_t now_unix) {
     RestoredEngine engine{History(Epoch::generate(), config.history_events, config.history_bytes),
                           IdempotencyCache(config.idempotency_ttl_seconds, 100000)};
-    if (config.state_directory.empty()) return engine;
+    // In Redis mode the stream is the history and Redis keeps the Idempotency-Keys.
+    if (config.state_directory.empty() || config.redis) return engine;
     const StateLoad load = take_state_file(state_path(config));
     if (!load.state) {
         if (load.problem != "none") {
@@ -36,7 +37,7 @@ RestoredEngine restore_engine(const DaemonConfig& config, std::int64_t now, std:
 }
 
 void save_engine(const DaemonConfig& config, const Hub& hub) {
-    if (config.state_directory.empty()) return;
+    if (config.state_directory.empty() || config.redis) return;
     std::string error;
     const SavedState state = hub.save_state();
     if (write_state_file(state_path(config), state, error)) {

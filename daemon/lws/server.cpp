@@ -13,6 +13,7 @@
 #include <csignal>
 #include <cstring>
 #include <memory>
+#include <optional>
 
 #include "common/cursor.h"
 #include "common/fd.h"
@@ -24,6 +25,7 @@
 #include "daemon/lws/sd_notify.h"
 #include "daemon/lws/service_loop.h"
 #include "daemon/lws/ws_protocol.h"
+#include "daemon/redis/stream_reader.h"
 
 namespace shopcast {
 namespace {
@@ -223,6 +225,17 @@ int run_daemon(DaemonConfig config, const ConfigReloader& reload) {
     ServiceLoop loop;  // destroyed after everything the context's callbacks use
     lws_context* context = loop.create_context(info);
     if (context == nullptr) throw ConfigError("cannot create the libwebsockets context");
+    std::optional<StreamReader> stream_reader;  // before the loop's end: its handles are on it
+    if (config.redis) {
+        if (!loop.uses_libuv()) {
+            throw ConfigError(
+                "SHOPCAST_REDIS_URL needs the libuv event loop, which is unavailable (install "
+                "libwebsockets-evlib-uv)");
+        }
+        stream_reader.emplace(loop.uv_loop(), *config.redis, hub, config.history_events);
+        ops.watch_stream(stream_reader->health());
+        ipc_listener.refuse_publishes();
+    }
 
     ListenerSettings listener_settings;
     listener_settings.protocols = websocket_protocols.data();
@@ -263,10 +276,13 @@ int run_daemon(DaemonConfig config, const ConfigReloader& reload) {
     WatchdogTimer watchdog{{}, context, watchdog_ping_interval_usec()};
     if (watchdog.interval > 0) ping_watchdog(&watchdog.timer);
     StatusReporter status_reporter(context, hub);
+    if (stream_reader) stream_reader->start();
     notify_systemd("READY=1");
     log_line(LogLevel::info,
              "shopcastd ready: websockets on " + describe_listeners(config) + ", events on " +
-                 config.events_socket + ", epoch " + hub.history().epoch() +
+                 config.events_socket +
+                 (config.redis ? ", events from Redis " + config.redis->describe()
+                               : ", epoch " + hub.history().epoch()) +
                  (loop.uses_libuv() ? ", libuv event loop" : ", poll() event loop"));
 
     if (loop.run() == ServiceOutcome::failed) {

@@ -25,6 +25,8 @@ class ServiceLoop {
     // Creates the context, on libuv when possible. nullptr when neither loop works.
     lws_context* create_context(lws_context_creation_info info);
     bool uses_libuv() const { return uv_running_; }
+    // The libuv loop the context runs on, for other libraries' handles; nullptr on poll().
+    uv_loop_t* uv_loop() { return uv_running_ ? &loop_ : nullptr; }
     // Called on the service thread after each SIGHUP run() sees (a burst may come as one).
     void on_hangup(std::function<void()> callback) { on_hangup_ = std::move(callback); }
 
