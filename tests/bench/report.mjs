@@ -423,6 +423,7 @@ export function renderScaleReport(report) {
             p(`| time until the last client has an event | **${ms(sm.firstEventLast)} ms** for the first event; median over ${big.events} events ${ms(sm.last)} ms, worst ${ms(sm.worstLast)} ms |`);
             p(`| delivery p50 / p99 (median over the events) | ${ms(sm.p50)} / ${ms(sm.p99)} ms |`);
             p(`| delivered | ${int(sm.delivered)} of ${int(sm.expected)}${sm.everyEventToAll ? ': every event to every client' : ''}; ${int(sm.duplicates)} duplicates, ${int(sm.closed)} closed |`);
+            p(`| daemons' CPU per delivery | ${f(sm.daemonCpuUsPerDelivery, 2)} µs (user + system over the broadcasts) |`);
             p();
             const edges = HISTOGRAM_EDGES;
             p(`| event | delivered | p50 ms | p99 ms | last client ms | within 100 ms | within 1 s | publish reply ms |`);
@@ -442,20 +443,20 @@ export function renderScaleReport(report) {
         p();
         p('The same clients and the same events, one at a time (the next once every client had the previous): medians over the events of each one\'s p50, p99 and last client.');
         p();
-        p('| daemons | connected | delivered | p50 ms | p99 ms | last client ms | worst last ms | KB per connection | connect s |');
-        p('|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
+        p('| daemons | connected | delivered | p50 ms | p99 ms | last client ms | worst last ms | daemons\' CPU µs/delivery | KB per connection | connect s |');
+        p('|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
         for (const sc of [fan1, fanN].filter(Boolean)) {
             if (!sc.summary) {
-                p(`| ${sc.daemons} | failed: ${(sc.error ?? '').split('\n')[0]} | | | | | | | |`);
+                p(`| ${sc.daemons} | failed: ${(sc.error ?? '').split('\n')[0]} | | | | | | | | |`);
                 continue;
             }
             const sm = sc.summary;
             p(`| ${sc.daemons} | ${int(sc.connect.connected)} | ${int(sm.delivered)}/${int(sm.expected)} | ${ms(sm.p50)} | ${ms(sm.p99)} | ${ms(sm.last)} | ${ms(sm.worstLast)} | ` +
-                `${f(sc.memory.perConnKb, 2)} | ${f(sc.connect.ms / 1000, 1)} |`);
+                `${f(sm.daemonCpuUsPerDelivery, 2)} | ${f(sc.memory.perConnKb, 2)} | ${f(sc.connect.ms / 1000, 1)} |`);
         }
         if (fan1?.summary && fanN?.summary) {
             const r = (k) => times(ratio(fanN.summary[k], fan1.summary[k]));
-            p(`| ${n} ÷ 1 | | | ${r('p50')} | ${r('p99')} | ${r('last')} | ${r('worstLast')} | | |`);
+            p(`| ${n} ÷ 1 | | | ${r('p50')} | ${r('p99')} | ${r('last')} | ${r('worstLast')} | ${r('daemonCpuUsPerDelivery')} | | |`);
         }
         p();
     }
@@ -480,4 +481,17 @@ export async function updateBenchmarksFile(file, section, markers = { begin: BEG
         ? text.slice(0, begin) + section + text.slice(end + markers.end.length)
         : `${text.trimEnd()}\n\n${section}\n`;
     await writeFile(file, updated);
+}
+
+// `node tests/bench/report.mjs bench-output/bench-*.json`: prints the sections a run's raw
+// results make (the main one when it has sessions, the scale one when it ran that scenario).
+if (process.argv[1] && import.meta.url === (await import('node:url')).pathToFileURL(process.argv[1]).href) {
+    const file = process.argv[2];
+    if (!file) {
+        process.stderr.write('usage: node tests/bench/report.mjs bench-output/bench-<date>.json\n');
+        process.exit(2);
+    }
+    const report = JSON.parse(await readFile(file, 'utf8'));
+    if (report.results?.length) process.stdout.write(`${renderReport(report, { chart: 'docs/bench-latency.svg' })}\n`);
+    if (report.scale) process.stdout.write(`${renderScaleReport(report)}\n`);
 }

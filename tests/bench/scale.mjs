@@ -27,7 +27,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { startFleet } from './fleet.mjs';
 import { now } from './load.mjs';
-import { memorySnapshot } from './procfs.mjs';
+import { cpuSnapshot, memorySnapshot } from './procfs.mjs';
 import { startScaleStack } from './scale-stack.mjs';
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -87,6 +87,7 @@ async function session({ kind, label, mode, daemons, clients, processes, events,
         };
         log(`scale: ${label}: ${held.open.toLocaleString('en-US')} held; daemons' RSS ${Math.round(before.rssKb / 1024)} -> ${Math.round(after.rssKb / 1024)} MB, ` +
             `${result.memory.perConnKb.toFixed(2)} KB per connection; descriptors per daemon ${result.descriptors.join(' ')}`);
+        const cpu0 = cpuSnapshot({ daemons: pids }).daemons;
         const b = await fleet.broadcast({
             run: `scale-${daemons}-${clients}`,
             count: events,
@@ -94,6 +95,8 @@ async function session({ kind, label, mode, daemons, clients, processes, events,
             timeoutMs: settings.eventTimeoutMs,
         });
         result.broadcast = b;
+        // The daemons' CPU over the broadcasts (the gaps between events included) per delivery.
+        result.daemonCpuMs = cpuSnapshot({ daemons: pids }).daemons - cpu0;
         for (const e of b.perEvent) {
             log(`scale: ${label}: event ${e.seq}: ${e.delivered.toLocaleString('en-US')}/${e.expected.toLocaleString('en-US')} delivered, ` +
                 `p50 ${e.p50?.toFixed(1)} ms, p99 ${e.p99?.toFixed(1)} ms, last ${e.last?.toFixed(1)} ms (publish ${e.reply.status} in ${e.reply.ms.toFixed(1)} ms)`);
@@ -107,6 +110,7 @@ async function session({ kind, label, mode, daemons, clients, processes, events,
             last: median(b.perEvent.map((e) => e.last)),
             worstLast: Math.max(...b.perEvent.map((e) => e.last ?? Infinity)),
             firstEventLast: b.perEvent[0]?.last ?? null,
+            daemonCpuUsPerDelivery: (result.daemonCpuMs * 1000) / Math.max(1, b.perEvent.reduce((a, e) => a + e.delivered, 0)),
             duplicates: b.duplicates,
             closed: b.closed,
         };
