@@ -182,6 +182,7 @@ struct ServerState {
         if (settings.redis) {
             redis.emplace(RedisPublishSettings{*settings.redis, settings.history,
                                                settings.idempotency_ttl_seconds});
+            redis_outage.emplace(redis->retry_pause);
         }
     }
 
@@ -191,7 +192,7 @@ struct ServerState {
     RequestGate gate;
     FcgiMetrics metrics;
     std::optional<RedisPublishSettings> redis;
-    RedisOutageLog redis_outages;
+    std::optional<RedisOutage> redis_outage;
 };
 
 // Serves the one request `connection` holds, all of which has already arrived.
@@ -226,7 +227,7 @@ void run_worker(ServerState& server) noexcept {
         // The daemon still answers /metrics in Redis mode; events go to the stream.
         DaemonClient daemon(server.config.events_socket, server.config.ack_timeout);
         std::optional<RedisForwarder> stream;
-        if (server.redis) stream.emplace(*server.redis, server.redis_outages);
+        if (server.redis) stream.emplace(*server.redis, *server.redis_outage);
         EventForwarder& forwarder = stream ? static_cast<EventForwarder&>(*stream) : daemon;
         PublishHandler handler(server.rules, server.throttle, forwarder);
         WorkerTools tools{handler, daemon, server.metrics, stream ? &*stream : nullptr};

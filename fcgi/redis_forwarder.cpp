@@ -24,8 +24,19 @@ bool is_text(const redisReply& reply) {
 
 }  // namespace
 
-void RedisOutageLog::failed(const std::string& why) {
+bool RedisOutage::may_try() {
     const std::lock_guard lock(mutex_);
+    if (!down_) return true;
+    if (probing_ || Clock::now() < retry_after_) return false;
+    probing_ = true;
+    return true;
+}
+
+void RedisOutage::failed(const std::string& why) {
+    const std::lock_guard lock(mutex_);
+    retry_after_ = Clock::now() + retry_pause_;
+    probing_ = false;
+    failure_ = why;
     if (down_) return;
     down_ = true;
     if (auto line =
@@ -34,21 +45,28 @@ void RedisOutageLog::failed(const std::string& why) {
     }
 }
 
-void RedisOutageLog::succeeded() {
+void RedisOutage::succeeded() {
     const std::lock_guard lock(mutex_);
+    probing_ = false;
     if (!down_) return;
     down_ = false;
+    failure_.clear();
     if (auto line = throttle_.admit("Redis reachable again", steady_ms())) {
         log_line(LogLevel::info, *line);
     }
 }
 
-RedisForwarder::RedisForwarder(const RedisPublishSettings& settings, RedisOutageLog& outages)
-    : settings_(settings), outages_(outages), candidate_record_(Epoch::generate().record()) {}
+std::string RedisOutage::failure() const {
+    const std::lock_guard lock(mutex_);
+    return failure_;
+}
+
+RedisForwarder::RedisForwarder(const RedisPublishSettings& settings, RedisOutage& outage)
+    : settings_(settings), outage_(outage), candidate_record_(Epoch::generate().record()) {}
 
 RedisConnection* RedisForwarder::connection() {
+    if (!outage_.may_try()) return nullptr;
     if (connection_.is_open()) return &connection_;
-    if (Clock::now() < retry_after_) return nullptr;
     connection_ = RedisConnection::open(settings_.endpoint, settings_.timeouts);
     if (!connection_.is_open()) {
         fail(connection_.error());
@@ -59,9 +77,7 @@ RedisConnection* RedisForwarder::connection() {
 
 void RedisForwarder::fail(std::string why) {
     connection_ = RedisConnection();
-    retry_after_ = Clock::now() + settings_.retry_pause;
-    last_failure_ = std::move(why);
-    outages_.failed(last_failure_);
+    outage_.failed(why);
 }
 
 const CursorCodec* RedisForwarder::codec_for(std::string_view record) {
@@ -126,7 +142,7 @@ std::optional<ipc::PublishAck> RedisForwarder::forward(const ipc::PublishRequest
         fail("unexpected reply to the publish script");
         return std::nullopt;
     }
-    outages_.succeeded();
+    outage_.succeeded();
     return ack;
 }
 
@@ -134,13 +150,13 @@ StreamStatus RedisForwarder::stream_status() {
     StreamStatus status;
     RedisConnection* redis = connection();
     if (redis == nullptr) {
-        status.failure = last_failure_;
+        status.failure = outage_.failure();
         return status;
     }
     const RedisReply pong = redis->command({"PING"});
     if (!pong || reply_problem(*pong, REDIS_REPLY_STATUS) != "") {
         fail(pong ? "PING: " + reply_problem(*pong, REDIS_REPLY_STATUS) : redis->error());
-        status.failure = last_failure_;
+        status.failure = outage_.failure();
         return status;
     }
     const RedisReply live = redis->command({"EVAL", kLiveNodesScript, "1", kRedisNodesKey});
@@ -148,10 +164,10 @@ StreamStatus RedisForwarder::stream_status() {
         live->element[0]->type != REDIS_REPLY_INTEGER ||
         live->element[1]->type != REDIS_REPLY_INTEGER) {
         fail(live ? "unexpected reply to the live-nodes script" : redis->error());
-        status.failure = last_failure_;
+        status.failure = outage_.failure();
         return status;
     }
-    outages_.succeeded();
+    outage_.succeeded();
     status.reachable = true;
     status.live_daemons = static_cast<std::uint64_t>(live->element[0]->integer);
     status.connections = static_cast<std::uint64_t>(live->element[1]->integer);

@@ -2,7 +2,7 @@
 // real shopcast-fcgi, against a redis-server this file starts on a Unix socket with a password:
 // a 200's id is a cursor of the stream's epoch and its event is in the stream; a repeated
 // Idempotency-Key gets the same id and appends nothing; Redis stopped gives 503 +
-// Retry-After: 1 at once and a not-ready health answer; Redis back (flushed: a new epoch) takes
+// Retry-After: 1 at once and a not-ready health answer, a hanging one within the bound; Redis back (flushed: a new epoch) takes
 // events again. The password never reaches a log.
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -167,8 +167,32 @@ describe('publishing into Redis', () => {
     assert.equal(ready.json.live_daemons, 1);
   });
 
+  test('Redis hanging (SIGSTOP): 503 + Retry-After: 1 within the bound, not a hang; 200 once it resumes', async (t) => {
+    const logMark = stack.fcgiLog().length;
+    process.kill(redis.proc.pid, 'SIGSTOP');
+    try {
+      for (let i = 0; i < 3; i++) {
+        const started = Date.now();
+        const res = await post(stack, orderEvent(), { timeout: OUTAGE_REPLY_BOUND_MS });
+        assert.equal(res.status, 503, res.text);
+        assert.equal(res.headers['retry-after'], '1');
+        t.diagnostic(`publish to a stopped Redis answered in ${Date.now() - started} ms`);
+      }
+    } finally {
+      process.kill(redis.proc.pid, 'SIGCONT');
+    }
+    await eventually(async () => ((await post(stack, orderEvent())).status === 200 ? true : undefined), 'a publish accepted once Redis resumes');
+    // The log arrives through a pipe, maybe after the reply.
+    const since = () => stack.fcgiLog().slice(logMark);
+    await eventually(() => (/Redis reachable again/.test(since()) ? true : undefined), 'the return is logged');
+    assert.equal(since().match(/Redis unavailable/g)?.length, 1, since());
+    assert.match(since(), /Redis unavailable.*(timed out|Resource temporarily unavailable)/, since());
+    assert.equal(since().match(/Redis reachable again/g)?.length, 1, since());
+  });
+
   test('Redis stopped: 503 + Retry-After: 1 at once, health says so; Redis back: 200 in a new epoch', async (t) => {
     const epochBefore = (await redis.cli('GET', 'shopcast:epoch')).split(':')[0];
+    const logMark = stack.fcgiLog().length;
     await redis.stop();
     for (let i = 0; i < 5; i++) {
       const started = Date.now();
@@ -184,7 +208,7 @@ describe('publishing into Redis', () => {
     assert.match(ready.json.reason, /^redis is unreachable: /);
     assert.equal(ready.json.checks.redis, 'unreachable');
     // One line for the outage, whichever worker noticed first.
-    assert.equal(stack.fcgiLog().match(/Redis unavailable/g)?.length, 1, stack.fcgiLog());
+    assert.equal(stack.fcgiLog().slice(logMark).match(/Redis unavailable/g)?.length, 1, stack.fcgiLog());
 
     await redis.start();
     const reply = await eventually(async () => {
@@ -194,8 +218,9 @@ describe('publishing into Redis', () => {
     const epochAfter = CURSOR.exec(reply.id)?.[1];
     assert.ok(epochAfter, reply.id);
     assert.notEqual(epochAfter, epochBefore, 'an empty Redis is a new life of the stream');
-    await eventually(() => (/Redis reachable again/.test(stack.fcgiLog()) ? true : undefined), 'the return is logged');
-    assert.equal(stack.fcgiLog().match(/Redis reachable again/g)?.length, 1, stack.fcgiLog());
+    const since = () => stack.fcgiLog().slice(logMark);
+    await eventually(() => (/Redis reachable again/.test(since()) ? true : undefined), 'the return is logged');
+    assert.equal(since().match(/Redis reachable again/g)?.length, 1, since());
   });
 
   test('the Redis password reaches no log', async () => {

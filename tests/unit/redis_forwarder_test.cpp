@@ -7,6 +7,7 @@
 
 #include <csignal>
 
+#include <chrono>
 #include <memory>
 #include <optional>
 #include <string>
@@ -77,7 +78,7 @@ class RedisForwarderTest : public testing::Test {
 
     std::unique_ptr<RedisServer> server_;
     RedisPublishSettings settings_;
-    RedisOutageLog outages_;
+    RedisOutage outages_{std::chrono::milliseconds(250)};
     RedisConnection probe_;
     FcgiMetrics metrics_;
 };
@@ -183,6 +184,39 @@ TEST_F(RedisForwarderTest, ReadyOnlyWithRedisAndALiveDaemon) {
     EXPECT_EQ(down.headers.back(), (std::pair<std::string, std::string>{"Retry-After", "1"}));
     // Publishing fails the same way: the handler answers 503 + Retry-After.
     EXPECT_FALSE(forwarder.forward(order_event("")));
+}
+
+// After one worker's failure the others do not try during the pause: they answer at once with
+// that failure, so a hanging Redis costs one timeout per pause, not one per request.
+TEST_F(RedisForwarderTest, OneFailureHoldsEveryWorkerBackForThePause) {
+    start();
+    RedisOutage outage(std::chrono::hours(1));  // a pause that certainly outlasts the test
+    RedisForwarder first(settings_, outage);
+    RedisForwarder second(settings_, outage);
+    ASSERT_TRUE(first.forward(order_event("")));
+    ASSERT_TRUE(second.forward(order_event("")));
+    EXPECT_EQ(outage.failure(), "");
+
+    server_->stop();
+    EXPECT_FALSE(first.forward(order_event("")));
+    const std::string failure = outage.failure();
+    EXPECT_NE(failure, "");
+    EXPECT_FALSE(outage.may_try());
+    // The second still holds an open connection, and does not use it.
+    EXPECT_FALSE(second.forward(order_event("")));
+    const StreamStatus status = second.stream_status();
+    EXPECT_FALSE(status.reachable);
+    EXPECT_EQ(status.failure, failure);
+
+    // Once the pause is over one worker probes at a time.
+    RedisOutage short_pause(std::chrono::milliseconds(0));
+    short_pause.failed("test outage");
+    EXPECT_TRUE(short_pause.may_try());
+    EXPECT_FALSE(short_pause.may_try());  // the first is still probing
+    short_pause.succeeded();
+    EXPECT_TRUE(short_pause.may_try());
+    EXPECT_TRUE(short_pause.may_try());  // reachable: everyone
+    EXPECT_EQ(short_pause.failure(), "");
 }
 
 }  // namespace
