@@ -8,7 +8,7 @@
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile, spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -259,10 +259,45 @@ describe('shopcastd reading the Redis stream', () => {
     assert.deepEqual(late.events(), [], 'no event of the new stream is replayed for an old cursor');
   });
 
+  test('a refused AUTH keeps the daemon unready and retrying, and the password out of the log', async () => {
+    const password = 'pw-that-must-not-be-logged-9731';
+    const passwordFile = path.join(dir, 'redis-password');
+    writeFileSync(passwordFile, `${password}\n`, { mode: 0o600 });
+    const eventsSocket = path.join(dir, 'auth-events.sock');
+    const child = spawn(shopcastd, [], {
+      // This Redis has no password, so it refuses AUTH: a stand-in for a wrong password.
+      env: { PATH: process.env.PATH, SHOPCAST_EVENTS_SOCKET: eventsSocket, SHOPCAST_WS_LISTEN: `127.0.0.1:${await freePort()}`, SHOPCAST_REDIS_URL: `unix:${redisSocket}`, SHOPCAST_REDIS_PASSWORD_FILE: passwordFile },
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    const daemon = { name: 'auth', child, log: '', eventsSocket };
+    child.stderr.on('data', (chunk) => (daemon.log += chunk));
+    daemon.exited = new Promise((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
+    daemons.push(daemon);
+    await eventually(() => (/Redis refused the connection's setup/.test(daemon.log) ? true : undefined), () => `the refusal to be logged: ${daemon.log}`);
+    const answer = await health(daemon);
+    assert.equal(answer.ok, false);
+    assert.match(answer.text, /redis unavailable/);
+    assert.ok(!daemon.log.includes(password), daemon.log);
+  });
+
   test('stopping with SIGTERM exits cleanly', async () => {
     for (const daemon of daemons) {
       daemon.child.kill('SIGTERM');
       assert.deepEqual(await daemon.exited, { code: 0, signal: null }, daemon.log);
     }
   });
+});
+
+test('a Redis URL carrying credentials stops the start with one line that does not repeat them', async () => {
+  const result = await run(shopcastd, [], {
+    env: { PATH: process.env.PATH, SHOPCAST_EVENTS_SOCKET: '/nonexistent/events.sock', SHOPCAST_REDIS_URL: 'redis://user:hunter2-secret@127.0.0.1:6379' },
+    timeout: 5000,
+  }).then(
+    () => ({ code: 0, stderr: '' }),
+    (err) => ({ code: err.code, stderr: err.stderr }),
+  );
+  assert.equal(result.code, 2, result.stderr);
+  assert.match(result.stderr, /SHOPCAST_REDIS/);
+  assert.ok(!result.stderr.includes('hunter2-secret'), result.stderr);
+  assert.equal(result.stderr.trim().split('\n').length, 1, result.stderr);
 });

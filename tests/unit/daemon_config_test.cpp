@@ -3,6 +3,7 @@
 #include "daemon/daemon_config.h"
 
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <cstdlib>
 #include <string>
@@ -96,6 +97,37 @@ TEST_F(DaemonDefaultsTest, HelpShowsTheDefaultsInUse) {
         EXPECT_EQ(set.idempotency_ttl_seconds, unset.idempotency_ttl_seconds);
         EXPECT_EQ(set.auth.max_age_seconds, unset.auth.max_age_seconds);
     }
+}
+
+TEST_F(DaemonDefaultsTest, WithoutARedisUrlTheDaemonRunsAlone) {
+    EXPECT_FALSE(load().redis.has_value());
+}
+
+TEST_F(DaemonDefaultsTest, ARedisUrlTurnsOnRedisModeWithItsPasswordFile) {
+    char pattern[] = "/tmp/shopcast-redis-password-XXXXXX";
+    const int fd = ::mkstemp(pattern);
+    ASSERT_GE(fd, 0);
+    ASSERT_EQ(::write(fd, "s3cret\n", 7), 7);
+    ::close(fd);
+    ::setenv("SHOPCAST_REDIS_URL", "unix:/run/shopcast/redis.sock?db=2", 1);
+    ::setenv("SHOPCAST_REDIS_PASSWORD_FILE", pattern, 1);
+    const DaemonConfig config = load();
+    ::unlink(pattern);
+    ASSERT_TRUE(config.redis.has_value());
+    EXPECT_EQ(config.redis->unix_path, "/run/shopcast/redis.sock");
+    EXPECT_EQ(config.redis->db, 2);
+    EXPECT_EQ(config.redis->password, "s3cret");
+
+    DaemonConfig alone = config;
+    alone.redis.reset();
+    EXPECT_EQ(daemon_settings_needing_restart(alone, config), "SHOPCAST_REDIS_URL")
+        << "switching the event source takes a restart";
+    EXPECT_EQ(daemon_settings_needing_restart(config, config), "");
+}
+
+TEST_F(DaemonDefaultsTest, ABadRedisUrlStopsTheStart) {
+    ::setenv("SHOPCAST_REDIS_URL", "http://localhost:6379", 1);
+    EXPECT_THROW(load(), ConfigError);
 }
 
 }  // namespace
