@@ -21,6 +21,13 @@
 //            each, a history of BENCH_FLOOD_HISTORY (9000) events, the oldest of which must
 //            stay retained by the default 10,000), then beside 8 PING floods
 //            (tests/lib/flood.mjs): POST p50/p99 and delivery p99 against the quiet run
+//   scale    only when named (never in the default run nor the smoke run): BENCH_SCALE_CLIENTS
+//            (100000) clients on BENCH_SCALE_DAEMONS (6) shopcastd in direct mode, one broadcast
+//            at a time to all, and fan-out with those daemons against one at
+//            BENCH_SCALE_FANOUT_CLIENTS (15000); BENCH_SCALE_EVENTS (3), BENCH_SCALE_FANOUT_EVENTS
+//            (10), BENCH_SCALE_RATE (2000 connections/s), BENCH_SCALE_CONNECT_SECONDS (900),
+//            BENCH_SCALE_MODE (auto, redis, shared, local), BENCH_SCALE_PING_INTERVAL (0: default).
+//            tests/bench/scale.mjs describes it; its table is a section of BENCHMARKS.md of its own
 // Other knobs: BENCH_SYSTEMS, BENCH_HEAVY_SKIP ("node": left out at N >= 10000), BENCH_CLIENT_PROCS (2),
 // BENCH_SETTLE_MS (2000), BENCH_WARM_EVENTS (20), BENCH_OUTPUT (BENCHMARKS.md; "-": print only),
 // BENCH_MAX_SECONDS (1140: everything started is killed after it), BENCH_SMOKE=1 (a tiny run of every
@@ -40,6 +47,8 @@ import {
 import { cpuSnapshot, memoryDelta, memorySnapshot } from './procfs.mjs';
 import { floodScenario, jsonPoster } from '../lib/flood.mjs';
 import { MAX_CLIENTS, SkipSystem, SYSTEMS, start } from './systems.mjs';
+import { killAllFleets } from './fleet.mjs';
+import { scaleScenario } from './scale.mjs';
 
 const execFileAsync = promisify(execFile);
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -79,13 +88,15 @@ function envInts(name, fallback, min, max) {
     });
 }
 
-const SCENARIOS = ['latency', 'ramp', 'burst', 'memory', 'publish', 'post', 'flood'];
+const SCENARIOS = ['latency', 'ramp', 'burst', 'memory', 'publish', 'post', 'flood', 'scale'];
+// The whole machine for minutes: run only when asked for.
+const DEFAULT_SCENARIOS = SCENARIOS.filter((s) => s !== 'scale');
 const FLOOD_SOCKETS = 211; // 200 resuming + 8 pinging + the page, a hello probe, spares
 const MAX_N = 19500; // three load-generator processes; one server process holds them all
 const settings = {
     smoke,
     systems: envList('BENCH_SYSTEMS', SYSTEMS.join(' ')),
-    scenarios: envList('BENCH_SCENARIOS', SCENARIOS.join(' ')),
+    scenarios: envList('BENCH_SCENARIOS', DEFAULT_SCENARIOS.join(' ')),
     latency: envList('BENCH_LATENCY', defaults.latency).map((t) => {
         const m = t.match(/^(\d+)x(\d+(?:\.\d+)?)$/);
         if (!m || Number(m[1]) < 1 || Number(m[1]) > MAX_N || Number(m[2]) <= 0) fail(`BENCH_LATENCY: ${t} is not CLIENTSxRATE (e.g. 1000x10)`);
@@ -117,6 +128,23 @@ const settings = {
     floorBinDir: path.resolve(process.env.BENCH_FLOOR_BIN_DIR || path.join(repoRoot, 'build-bench', 'bin')),
     command: process.env.BENCH_COMMAND || 'scripts/bench',
 };
+// A smoke run of it (BENCH_SMOKE=1 BENCH_SCENARIOS=scale) is tiny: three daemons, 600 clients.
+settings.scale = {
+    clients: envInt('BENCH_SCALE_CLIENTS', smoke ? 600 : 100000, 1, 120000),
+    daemons: envInt('BENCH_SCALE_DAEMONS', smoke ? 3 : 6, 2, 16),
+    fanoutClients: envInt('BENCH_SCALE_FANOUT_CLIENTS', smoke ? 300 : 15000, 1, 19000),
+    events: envInt('BENCH_SCALE_EVENTS', 3, 1, 100),
+    fanoutEvents: envInt('BENCH_SCALE_FANOUT_EVENTS', smoke ? 3 : 10, 1, 100),
+    rate: envInt('BENCH_SCALE_RATE', 2000, 10, 20000),
+    connectSeconds: envInt('BENCH_SCALE_CONNECT_SECONDS', 900, 10, 3600),
+    mode: envList('BENCH_SCALE_MODE', 'auto')[0],
+    // 0: the daemons' default (SHOPCAST_PING_INTERVAL); else that interval, hangup 15 s after.
+    pingInterval: envInt('BENCH_SCALE_PING_INTERVAL', 0, 0, 3600),
+    settleMs: settings.settleMs,
+    eventTimeoutMs: 60000,
+    binDir: settings.binDir,
+};
+if (!['auto', 'redis', 'shared', 'local'].includes(settings.scale.mode)) fail(`BENCH_SCALE_MODE=${settings.scale.mode}: expected auto, redis, shared or local`);
 if (settings.heavySkip.length === 1 && settings.heavySkip[0] === '-') settings.heavySkip = [];
 for (const s of settings.systems) if (!SYSTEMS.includes(s)) fail(`BENCH_SYSTEMS: unknown system ${s} (known: ${SYSTEMS.join(', ')})`);
 for (const s of settings.scenarios) if (!SCENARIOS.includes(s)) fail(`BENCH_SCENARIOS: unknown scenario ${s} (known: ${SCENARIOS.join(', ')})`);
@@ -438,6 +466,20 @@ function smokeProblems(results, reportFile) {
     return problems;
 }
 
+// The scale scenario's smoke verdict: every session held every client and every event reached all.
+function scaleProblems(scale) {
+    if (!scale) return [];
+    return scale.sessions.flatMap((sc) => {
+        if (sc.error) return [`scale ${sc.label}: ${sc.error}`];
+        const problems = [];
+        if (sc.connect.failed) problems.push(`scale ${sc.label}: ${sc.connect.failed} clients could not connect`);
+        if (!sc.summary.everyEventToAll || sc.summary.duplicates || sc.summary.closed) {
+            problems.push(`scale ${sc.label}: delivered ${sc.summary.delivered}/${sc.summary.expected}, ${sc.summary.duplicates} duplicates, ${sc.summary.closed} closed`);
+        }
+        return problems;
+    });
+}
+
 async function main() {
     const startedAt = Date.now();
     // At the limit the load generators are killed, which ends the session under way; the report
@@ -447,6 +489,7 @@ async function main() {
         log(`BENCH_MAX_SECONDS=${settings.maxSeconds} reached: ending the session under way, skipping the rest`);
         timeUp = true;
         killAllClients();
+        killAllFleets();
         setTimeout(() => {
             log('still running 60 s after BENCH_MAX_SECONDS: stopping everything');
             process.exit(1);
@@ -465,6 +508,7 @@ async function main() {
     // Searchable by nginx's unprivileged workers, which reach the stacks' sockets through it.
     await chmod(tmpRoot, 0o711);
     const results = [];
+    let scale = null;
     try {
         for (const session of plan) {
             if (timeUp) {
@@ -475,35 +519,48 @@ async function main() {
             results.push(await runSession(session, tmpRoot));
             await sleep(smoke ? 200 : 1000); // let TIME_WAIT sockets and the page cache settle
         }
+        if (settings.scenarios.includes('scale')) {
+            scale = await scaleScenario({ settings: { ...settings.scale, timeUp: () => timeUp }, tmpRoot, log });
+        }
     } finally {
         await rm(tmpRoot, { recursive: true, force: true }).catch(() => {});
     }
     facts.loadAverageAtEnd = os.loadavg().map((v) => v.toFixed(2)).join(' ');
-    const report = { facts, settings: { ...settings, output: undefined }, results, skipped, durationS: (Date.now() - startedAt) / 1000 };
+    const report = { facts, settings: { ...settings, output: undefined }, results, skipped, scale, durationS: (Date.now() - startedAt) / 1000 };
     const outDir = path.join(repoRoot, 'bench-output', ...(smoke ? ['smoke'] : []));
     await mkdir(outDir, { recursive: true });
     const jsonFile = path.join(outDir, `bench-${facts.date.replace(/[:.]/g, '-')}.json`);
     await writeFile(jsonFile, JSON.stringify(report, (k, v) => (k === 'logs' ? undefined : v), 2));
     log(`raw results: ${path.relative(repoRoot, jsonFile)}`);
-    const { renderReport, updateBenchmarksFile } = await import('./report.mjs');
+    const { renderReport, renderScaleReport, updateBenchmarksFile, SCALE_MARKERS } = await import('./report.mjs');
     const { renderChart } = await import('./chart.mjs');
     const chartName = 'docs/bench-latency.svg';
-    const section = renderReport(report, { chart: chartName });
+    // A run of the scale scenario alone leaves the main section as it was.
+    const section = plan.length ? renderReport(report, { chart: chartName }) : null;
+    const scaleSection = scale ? renderScaleReport(report) : null;
     if (settings.output === '-') {
-        process.stdout.write(`${section}\n`);
+        for (const text of [section, scaleSection].filter(Boolean)) process.stdout.write(`${text}\n`);
     } else {
-        await updateBenchmarksFile(settings.output, section);
-        const chartFile = path.join(path.dirname(settings.output), chartName);
-        await mkdir(path.dirname(chartFile), { recursive: true });
-        await writeFile(chartFile, renderChart(report));
-        log(`report: ${path.relative(process.cwd(), settings.output) || settings.output}, chart: ${path.relative(process.cwd(), chartFile)}`);
+        if (section) {
+            await updateBenchmarksFile(settings.output, section);
+            const chartFile = path.join(path.dirname(settings.output), chartName);
+            await mkdir(path.dirname(chartFile), { recursive: true });
+            await writeFile(chartFile, renderChart(report));
+            log(`report: ${path.relative(process.cwd(), settings.output) || settings.output}, chart: ${path.relative(process.cwd(), chartFile)}`);
+        }
+        if (scaleSection) {
+            await updateBenchmarksFile(settings.output, scaleSection, SCALE_MARKERS);
+            log(`scale report: ${path.relative(process.cwd(), settings.output) || settings.output}`);
+        }
     }
     for (const [what, why] of Object.entries(skipped)) log(`skipped ${what}: ${why}`);
     const failed = results.filter((r) => r.error);
     for (const r of failed) log(`FAILED ${r.system} N=${r.n}: ${r.error}\n${Object.entries(r.logs ?? {}).map(([k, v]) => `--- ${k}\n${v}`).join('\n')}`);
-    if (failed.length || timeUp) process.exitCode = 1;
+    const scaleFailed = (scale?.sessions ?? []).filter((sc) => sc.error);
+    for (const sc of scaleFailed) log(`FAILED scale ${sc.label}: ${sc.error}\n${Object.entries(sc.logs ?? {}).map(([k, v]) => `--- ${k}\n${v}`).join('\n')}`);
+    if (failed.length || scaleFailed.length || timeUp) process.exitCode = 1;
     if (smoke) {
-        const problems = smokeProblems(results, settings.output);
+        const problems = [...(plan.length ? smokeProblems(results, settings.output) : []), ...scaleProblems(scale)];
         if (problems.length) {
             log(`smoke run FAILED:\n  ${problems.join('\n  ')}`);
             process.exitCode = 1;

@@ -69,7 +69,7 @@ async function withPdeathsig(command, args) {
     return setpriv ? ['setpriv', ['--pdeathsig', 'SIGKILL', '--', command, ...args]] : [command, args];
 }
 
-async function startProcess(name, command, args, { env = process.env, ready }) {
+export async function startProcess(name, command, args, { env = process.env, ready }) {
     const [file, argv] = await withPdeathsig(command, args);
     const child = spawn(file, argv, { env, stdio: ['ignore', 'pipe', 'pipe'] });
     ownChildren.add(child);
