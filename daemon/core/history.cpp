@@ -22,6 +22,15 @@ std::uint64_t SeqIndex::first_from(std::uint64_t seq) const {
     return found == seqs_.end() ? 0 : *found;
 }
 
+std::string event_payload(std::string_view json, std::string_view cursor) {
+    // The validated object ends with '}'; the id goes in front of it, so nothing is re-parsed.
+    std::string payload;
+    payload.reserve(json.size() + cursor.size() + 8);
+    payload.append(json.substr(0, json.size() - 1));
+    payload.append(",\"id\":\"").append(cursor).append("\"}");
+    return payload;
+}
+
 History::History(const Epoch& epoch, std::size_t max_events, std::size_t max_bytes)
     : epoch_(epoch), codec_(epoch), max_events_(max_events), max_bytes_(max_bytes) {}
 
@@ -68,13 +77,7 @@ const StoredEvent& History::append_event(std::uint64_t position, std::string_vie
                                          std::string shop_id, std::string user_id,
                                          std::int64_t published_at_ms) {
     const std::uint64_t seq = next_seq_++;
-    const std::string cursor = cursor_for(position);
-    // The validated object ends with '}'; the id goes in front of it, so nothing is re-parsed.
-    std::string payload;
-    payload.reserve(json.size() + cursor.size() + 8);
-    payload.append(json.substr(0, json.size() - 1));
-    payload.append(",\"id\":\"").append(cursor).append("\"}");
-
+    const std::string payload = event_payload(json, cursor_for(position));
     push_event(StoredEvent{seq, position, std::move(shop_id), std::move(user_id),
                            make_frame(payload), published_at_ms});
     evict_to_limits();
@@ -183,7 +186,7 @@ ResumePoint History::resume_point(std::string_view text) const {
         return {ResumeVerdict::ahead, next_seq_, position};
     }
     // Every event after the cursor must still be here, else the replay would have a hole.
-    if (position < floor_) return {ResumeVerdict::too_old, 0};
+    if (position < floor_) return {ResumeVerdict::too_old, 0, position};
     const auto after = std::upper_bound(
         events_.begin(), events_.end(), position,
         [](std::uint64_t wanted, const StoredEvent& event) { return wanted < event.position; });

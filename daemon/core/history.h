@@ -25,6 +25,10 @@ struct StoredEvent {
     std::int64_t published_at_ms = 0;  // steady clock; 0 for events restored from a state file
 };
 
+// The frame payload of the event `json` (the validated object without "id") whose cursor is
+// `cursor`: the object with "id" added, without re-parsing it.
+std::string event_payload(std::string_view json, std::string_view cursor);
+
 // ahead: a cursor of this epoch past the newest event here (only in stream mode, where another
 // daemon may have read further): the client is live from here, skipping up to that position.
 enum class ResumeVerdict { ok, malformed, other_epoch, unknown, too_old, ahead };
@@ -32,7 +36,7 @@ enum class ResumeVerdict { ok, malformed, other_epoch, unknown, too_old, ahead }
 struct ResumePoint {
     ResumeVerdict verdict = ResumeVerdict::malformed;
     std::uint64_t next_seq = 0;  // with ok and ahead: the first event the client has not seen
-    std::uint64_t position = 0;  // with ahead: the position the cursor names
+    std::uint64_t position = 0;  // with ahead and too_old: the position the cursor names
 };
 
 // The seqs of the retained events one audience key (a shop, a user, ...) selects, oldest first.

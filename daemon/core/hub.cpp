@@ -102,6 +102,7 @@ Session& Hub::open_session(std::string client_ip, void* transport) {
 }
 
 void Hub::close_session(Session& session) {
+    if (session.gap_fill != 0) parked_.erase(session.gap_fill);  // its answer is then ignored
     admission_.closed(session.client_ip);
     // The code that went over the wire: ours once our close frame is out, else the browser's.
     metrics_.count_close(session.close_written ? session.close->code : session.peer_close_code);
@@ -183,7 +184,11 @@ void Hub::reset_stream(const Epoch& epoch, std::uint64_t floor, std::string_view
     history_.reset(epoch, floor);
     if (append_newest) append_newest();
     delivered_seq_ = history_.last_seq();
+    // A gap fill asked for in the old history would not join the new one.
+    parked_.clear();
     for (auto& session : sessions_) {
+        session->gap_fill = 0;
+        session->backfill.clear();
         session->next_seq = history_.last_seq() + 1;
         session->skip_through_position = 0;
         if (session->close) continue;
@@ -246,6 +251,16 @@ bool Hub::gather_batch(Session& session) {
         bytes += frame->wire().size();
     }
     if (!session.live) return true;
+    backfill_taken_ = 0;
+    for (const FramePtr& frame : session.backfill) {
+        const std::size_t size = frame->wire().size();
+        if (batch_.size() == kMaxBatchFrames || (!batch_.empty() && bytes + size > kMaxBatchBytes))
+            return true;  // the history's events wait until every filled one is out
+        batch_.push_back(frame.get());
+        bytes += size;
+        ++backfill_taken_;
+        session.sent_events = true;
+    }
     std::size_t skipped = 0;
     while (session.next_seq <= history_.last_seq() && batch_.size() < kMaxBatchFrames) {
         if (skipped == kSkipsBeforeSeek) {
@@ -281,6 +296,7 @@ SendResult Hub::flush(Session& session) {
     for (int write = 0; write < kMaxWritesPerTurn; ++write) {
         if (session.close || session.choked) return SendResult::backpressure;
         const std::size_t control_taken = std::min(session.control.size(), kMaxBatchFrames);
+        backfill_taken_ = 0;
         if (!gather_batch(session)) return SendResult::dropped;
         if (batch_.empty()) return SendResult::sent;
         const SendResult result = transport_.send(session, batch_);
@@ -288,6 +304,8 @@ SendResult Hub::flush(Session& session) {
         batch_.clear();
         session.control.erase(session.control.begin(),
                               session.control.begin() + static_cast<long>(control_taken));
+        session.backfill.erase(session.backfill.begin(),
+                               session.backfill.begin() + static_cast<long>(backfill_taken_));
         switch (result) {
             case SendResult::sent:
                 break;
@@ -309,9 +327,11 @@ SendResult Hub::flush(Session& session) {
 }
 
 void Hub::release_hold(Session& session) {
-    if (session.live) return;
+    if (session.live || session.gap_fill != 0) return;  // parked: its fill releases it
     session.live = true;
-    if (session.next_seq <= history_.last_seq()) transport_.wake(session);
+    if (session.next_seq <= history_.last_seq() || !session.backfill.empty()) {
+        transport_.wake(session);
+    }
 }
 
 void Hub::close_all(int code, std::string_view reason) {
@@ -487,6 +507,11 @@ void Hub::handle_shops(Session& session, bool subscribe, const std::vector<std::
 }
 
 void Hub::handle_resume(Session& session, std::string_view since) {
+    if (session.gap_fill != 0) {
+        metrics_.count_resume(ResumeOutcome::refused);
+        send_control(session, control::error(kSecondRewind));
+        return;
+    }
     ResumePoint point = history_.resume_point(since);
     if (point.verdict == ResumeVerdict::ahead) {
         if (session.sent_events) {
@@ -501,11 +526,11 @@ void Hub::handle_resume(Session& session, std::string_view since) {
         release_hold(session);
         return;
     }
+    if (point.verdict == ResumeVerdict::too_old && park_for_gap_fill(session, point.position)) {
+        return;
+    }
     if (point.verdict != ResumeVerdict::ok) {
-        metrics_.count_resync(resync_reason(point.verdict));
-        metrics_.count_resume(ResumeOutcome::resynced);
-        send_control(session, control::resync(resync_reason(point.verdict)));
-        release_hold(session);
+        resync_after_resume(session, resync_reason(point.verdict));
         return;
     }
     if (point.next_seq < session.next_seq) {
@@ -538,6 +563,66 @@ void Hub::handle_resume(Session& session, std::string_view since) {
     session.next_seq = history_.next_visible(session.audience, point.next_seq);
     session.skip_through_position = 0;
     session.live = false;
+    release_hold(session);
+}
+
+void Hub::resync_after_resume(Session& session, std::string_view reason) {
+    metrics_.count_resync(reason);
+    metrics_.count_resume(ResumeOutcome::resynced);
+    send_control(session, control::resync(reason));
+    release_hold(session);
+}
+
+// Only a first rewind of a connection that has had no event yet, as for a replay from the
+// history: the filled events and then the history's must be all it gets, in order.
+bool Hub::park_for_gap_fill(Session& session, std::uint64_t after) {
+    if (gap_filler_ == nullptr || !history_.stream_mode() || session.sent_events ||
+        session.rewound || parked_.size() >= limits_.max_gap_fills) {
+        return false;
+    }
+    const std::uint64_t fill_id = next_fill_id_++;
+    parked_[fill_id] = ParkedResume{&session, history_.floor()};
+    session.gap_fill = fill_id;
+    session.rewound = true;
+    session.live = false;
+    const bool asked = gap_filler_->fill(after, history_.floor(), [this, fill_id](GapFill fill) {
+        finish_gap_fill(fill_id, std::move(fill));
+    });
+    if (!asked) {
+        parked_.erase(fill_id);
+        session.gap_fill = 0;
+        session.rewound = false;
+    }
+    return asked;
+}
+
+void Hub::finish_gap_fill(std::uint64_t fill_id, GapFill fill) {
+    const auto found = parked_.find(fill_id);
+    if (found == parked_.end()) return;  // closed, or the history was reset meanwhile
+    const ParkedResume parked = found->second;
+    parked_.erase(found);
+    Session& session = *parked.session;
+    session.gap_fill = 0;
+    // The history evicted past the asked floor meanwhile: what lies between is in neither.
+    bool exact = fill.exact && history_.floor() <= parked.through;
+    for (const FilledEntry& entry : fill.entries) {
+        if (entry.epoch != history_.epoch() || entry.position > parked.through) exact = false;
+    }
+    if (!exact) {
+        resync_after_resume(session, resync_reason(ResumeVerdict::too_old));
+        return;
+    }
+    for (const FilledEntry& entry : fill.entries) {
+        const bool well_formed =
+            entry.json.size() >= 2 && entry.json.front() == '{' && entry.json.back() == '}';
+        if (!well_formed || !may_receive(session.audience, entry.shop_id, entry.user_id)) continue;
+        session.backfill.push_back(
+            make_frame(event_payload(entry.json, history_.cursor_for(entry.position))));
+    }
+    metrics_.count_resume(ResumeOutcome::replayed);
+    // Every retained event lies after the floor: the history takes over where the fill ends.
+    session.next_seq = history_.next_visible(session.audience, history_.first_retained_seq());
+    session.skip_through_position = 0;
     release_hold(session);
 }
 

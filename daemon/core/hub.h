@@ -10,6 +10,7 @@
 
 #include "daemon/core/admission.h"
 #include "daemon/core/event_sink.h"
+#include "daemon/core/gap_filler.h"
 #include "daemon/core/history.h"
 #include "daemon/core/idempotency.h"
 #include "daemon/core/metrics.h"
@@ -42,6 +43,9 @@ struct HubLimits {
     std::int64_t auth_failure_window_ms = 60000;
     // A choked connection that takes nothing for this long while events wait is closed (1013).
     std::int64_t stall_timeout_ms = 30000;
+    // Resumes from below the history's floor that may wait for a gap fill at once (Redis
+    // mode); more are answered `resync` as before.
+    std::size_t max_gap_fills = 64;
 };
 
 // One per daemon, used only on the service thread. Owns every Session and the History.
@@ -78,6 +82,11 @@ class Hub final : public EventSink {
     // only (a resynced page fetches its state afresh; replaying them would repeat what it had).
     void reset_stream(const Epoch& epoch, std::uint64_t floor, std::string_view reason,
                       const std::function<void()>& append_newest = {});
+
+    // Redis mode: where a resume from below the floor fetches what the history no longer has.
+    // `filler` must outlive its use (until the next call or the Hub's end); nullptr: none.
+    void set_gap_filler(GapFiller* filler) { gap_filler_ = filler; }
+    std::size_t parked_count() const { return parked_.size(); }
 
     void on_text_message(Session& session, std::string_view text);
     void on_binary_message(Session& session);
@@ -124,6 +133,9 @@ class Hub final : public EventSink {
     bool auth_throttled(Session& session);
     void handle_shops(Session& session, bool subscribe, const std::vector<std::string>& shops);
     void handle_resume(Session& session, std::string_view since);
+    bool park_for_gap_fill(Session& session, std::uint64_t after);
+    void finish_gap_fill(std::uint64_t fill_id, GapFill fill);
+    void resync_after_resume(Session& session, std::string_view reason);
 
     HubLimits limits_;
     History history_;
@@ -134,10 +146,19 @@ class Hub final : public EventSink {
     Clock wall_clock_;
     std::uint64_t delivered_seq_ = 0;        // the newest event deliver_published() has fanned out
     std::vector<const SharedFrame*> batch_;  // scratch for flush(), reused to avoid allocations
+    std::size_t backfill_taken_ = 0;         // how many of batch_ are the session's backfill
     std::vector<std::unique_ptr<Session>> sessions_;
     AdmissionControl admission_;
     EngineMetrics metrics_;
     std::int64_t started_ms_ = 0;  // restored events count their age from here
+
+    struct ParkedResume {
+        Session* session = nullptr;
+        std::uint64_t through = 0;  // the floor when the fill was asked for
+    };
+    GapFiller* gap_filler_ = nullptr;
+    std::uint64_t next_fill_id_ = 1;
+    std::unordered_map<std::uint64_t, ParkedResume> parked_;  // by Session::gap_fill
 };
 
 }  // namespace shopcast

@@ -34,6 +34,11 @@ struct Session {
     // A resume from a cursor another daemon handed out past what this one has read: events up
     // to that position are not sent (the browser has them). 0: none.
     std::uint64_t skip_through_position = 0;
+    // Parked: a resume from below the history's floor waits for this gap fill (0: none).
+    // Nothing is sent to it meanwhile; what is published waits in the history as usual.
+    std::uint64_t gap_fill = 0;
+    // The filled events not yet written, sent after control messages and before the history's.
+    std::vector<FramePtr> backfill;
     // The socket stopped draining (the last write was only partly taken). While choked nothing
     // more is written; what is published meanwhile counts towards the slow-client limits.
     bool choked = false;

@@ -234,6 +234,7 @@ int run_daemon(DaemonConfig config, const ConfigReloader& reload) {
         }
         stream_reader.emplace(loop.uv_loop(), *config.redis, hub, config.history_events);
         ops.watch_stream(stream_reader->health());
+        hub.set_gap_filler(&*stream_reader);
         ipc_listener.refuse_publishes();
     }
 

@@ -27,6 +27,8 @@ constexpr std::int64_t kCheckIntervalMs = 1000;
 constexpr std::uint64_t kSilenceLimitMs = 3000;
 constexpr const char* kReadBlockMs = "1000";
 constexpr std::size_t kReadCount = 1000;
+// A gap fill not answered by then is refused: the browser resyncs instead of waiting on.
+constexpr std::uint64_t kFillTimeoutMs = 3000;
 
 std::int64_t wall_ms() {
     using namespace std::chrono;
@@ -148,7 +150,8 @@ StreamReader::StreamReader(uv_loop_t* loop, RedisEndpoint endpoint, Hub& hub,
       node_id_(node_id()),
       retry_timer_(loop),
       connect_deadline_(loop),
-      silence_watch_(loop) {}
+      silence_watch_(loop),
+      fill_deadline_(loop) {}
 
 StreamReader::~StreamReader() {
     stopping_ = true;
@@ -268,6 +271,13 @@ void StreamReader::watch_for_silence() {
 void StreamReader::on_lost(std::string_view why) {
     connect_deadline_.stop();
     silence_watch_.stop();
+    // Their replies will not come: every parked browser resyncs now.
+    std::deque<PendingFill> lost = std::move(fills_);
+    fills_.clear();
+    fill_deadline_.stop();
+    for (PendingFill& pending : lost) {
+        if (pending.done) pending.done(GapFill{});
+    }
     const bool was_connected = health_.connected;
     health_.connected = false;
     health_.caught_up = false;
@@ -508,6 +518,85 @@ void StreamReader::on_epoch_key(redisReply* reply) {
     }
     // Gone (a flush) or replaced: agree on the epoch again, then reload.
     check_epoch();
+}
+
+bool StreamReader::fill(std::uint64_t after, std::uint64_t through, Done done) {
+    if (context_ == nullptr || !health_.connected || !epoch_ || stopping_) return false;
+    // COUNT one more than the history holds: a reply that long is cut short, not exact.
+    // Then XINFO and the epoch key: read after the range, they can only show more trimmed or
+    // a newer epoch than the range saw, so an answer they allow is sound.
+    const bool sent =
+        send_with<&StreamReader::on_fill_range>(
+            {"XRANGE", std::string(kRedisStreamKey), "(" + entry_id_of_position(after),
+             entry_id_of_position(through), "COUNT", std::to_string(history_events_ + 1)}) &&
+        send_with<&StreamReader::on_fill_info>({"XINFO", "STREAM", std::string(kRedisStreamKey)}) &&
+        send_with<&StreamReader::on_fill_epoch>({"GET", std::string(kRedisEpochKey)});
+    if (!sent) return false;  // drop() has failed the earlier ones; this one was not queued
+    fills_.push_back(PendingFill{after, std::move(done), uv_now(loop_) + kFillTimeoutMs, {}});
+    expire_fills();  // schedules the earliest deadline
+    return true;
+}
+
+void StreamReader::expire_fills() {
+    const std::uint64_t now = uv_now(loop_);
+    std::uint64_t next_deadline = 0;
+    std::vector<GapFiller::Done> expired;
+    for (PendingFill& pending : fills_) {
+        if (!pending.done) continue;
+        if (pending.deadline_ms <= now) {
+            expired.push_back(std::move(pending.done));
+            pending.done = nullptr;  // keeps its place until its replies have passed
+        } else if (next_deadline == 0) {
+            next_deadline = pending.deadline_ms;
+        }
+    }
+    for (GapFiller::Done& done : expired) done(GapFill{});
+    if (next_deadline == 0) {
+        fill_deadline_.stop();
+    } else {
+        fill_deadline_.start(next_deadline - now, [this] { expire_fills(); });
+    }
+}
+
+void StreamReader::on_fill_range(redisReply* reply) {
+    if (fills_.empty()) return;
+    PendingFill& pending = fills_.front();
+    if (reply->type != REDIS_REPLY_ARRAY) {
+        warn("Redis answered a gap fill's XRANGE with " + describe_error(reply));
+        return;  // not exact: the browser resyncs
+    }
+    if (reply->elements > history_events_) return;  // cut short
+    GapFill& fill = pending.fill;
+    for (std::size_t i = 0; i < reply->elements; ++i) {
+        StreamEntry entry = read_entry(reply->element[i]);
+        if (entry.id.empty()) return;
+        if (!entry.problem.empty()) continue;  // skipped when read live too
+        fill.entries.push_back(FilledEntry{entry.position, std::move(entry.epoch),
+                                           std::move(entry.shop_id), std::move(entry.user_id),
+                                           std::move(entry.json)});
+    }
+    fill.exact = true;  // so far: XINFO and the epoch key decide
+}
+
+void StreamReader::on_fill_info(redisReply* reply) {
+    if (fills_.empty()) return;
+    PendingFill& pending = fills_.front();
+    const std::optional<StreamInfo> info = read_stream_info(reply);
+    // Trimming takes the oldest entries only: if the oldest one left is at or before the
+    // cursor, every entry after it is still there.
+    const bool untouched =
+        info && (!info->trimmed || (info->first_entry && *info->first_entry <= pending.after));
+    if (!untouched) pending.fill.exact = false;
+}
+
+void StreamReader::on_fill_epoch(redisReply* reply) {
+    if (fills_.empty()) return;
+    if (text_of(reply) != std::optional<std::string_view>(epoch_record_)) {
+        fills_.front().fill.exact = false;
+    }
+    PendingFill pending = std::move(fills_.front());
+    fills_.pop_front();
+    if (pending.done) pending.done(std::move(pending.fill));
 }
 
 }  // namespace shopcast

@@ -5,6 +5,7 @@
 #include <uv.h>
 
 #include <cstdint>
+#include <deque>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -13,6 +14,7 @@
 #include "common/cursor.h"
 #include "common/log_throttle.h"
 #include "common/redis_endpoint.h"
+#include "daemon/core/gap_filler.h"
 #include "daemon/core/hub.h"
 #include "daemon/redis/stream_health.h"
 #include "daemon/redis/uv_timer.h"
@@ -39,14 +41,17 @@ struct StreamEntry {
 // follows the stream with XREAD BLOCK from the last id read. Every second it checks the epoch
 // key and writes this node's heartbeat. A lost connection is retried with backoff; on return
 // the missed entries are read if the stream still holds them, else every browser resyncs.
-class StreamReader {
+// It also fills the Hub's gaps: a resume from below the floor gets the entries up to it with
+// XRANGE, on the same connection (so an XREAD in progress delays it by up to its block time).
+class StreamReader final : public GapFiller {
   public:
     StreamReader(uv_loop_t* loop, RedisEndpoint endpoint, Hub& hub, std::size_t history_events);
     StreamReader(const StreamReader&) = delete;
     StreamReader& operator=(const StreamReader&) = delete;
-    ~StreamReader();
+    ~StreamReader() override;
 
     void start();
+    bool fill(std::uint64_t after, std::uint64_t through, Done done) override;
     const StreamHealth& health() const { return health_; }
 
   private:
@@ -77,6 +82,10 @@ class StreamReader {
     void on_read(redisReply* reply);
     void on_heartbeat(redisReply* reply);
     void on_epoch_key(redisReply* reply);
+    void on_fill_range(redisReply* reply);
+    void on_fill_info(redisReply* reply);
+    void on_fill_epoch(redisReply* reply);
+    void expire_fills();
 
     void begin_load(std::string_view reason);
     void finish_load(std::uint64_t floor);
@@ -107,6 +116,16 @@ class StreamReader {
     // An entry naming another epoch, once the epoch key was checked again because of it.
     std::string rechecked_entry_id_;
     std::int64_t next_check_ms_ = 0;
+    // Gap fills asked for, in the order their replies come; an expired one keeps its place
+    // (done empty) until its replies have passed.
+    struct PendingFill {
+        std::uint64_t after = 0;
+        GapFiller::Done done;
+        std::uint64_t deadline_ms = 0;  // uv_now() after which it is answered with a refusal
+        GapFill fill;
+    };
+    std::deque<PendingFill> fills_;
+    UvTimer fill_deadline_;
     StreamHealth health_;
     LogThrottle log_{5, 60'000};
 };

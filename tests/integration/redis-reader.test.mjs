@@ -4,7 +4,8 @@
 // order with ids that are cursors; a cursor from one daemon resumes exactly on the other; the
 // events socket refuses publishes but answers health, which says "redis unavailable" while
 // Redis is down or hangs; browsers stay connected and nothing is lost when it returns;
-// FLUSHALL makes every browser resync and no old cursor replays an event of the new stream.
+// FLUSHALL makes every browser resync and no old cursor replays an event of the new stream; a
+// resume from further back than a daemon's cache is filled from the stream, exactly or not at all.
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile, spawn } from 'node:child_process';
@@ -78,11 +79,11 @@ async function freePort() {
   return free();
 }
 
-async function startDaemon(name) {
+async function startDaemon(name, settings = {}) {
   const port = await freePort();
   const eventsSocket = path.join(dir, `${name}-events.sock`);
   const child = spawn(shopcastd, [], {
-    env: { PATH: process.env.PATH, SHOPCAST_EVENTS_SOCKET: eventsSocket, SHOPCAST_WS_LISTEN: `127.0.0.1:${port}`, SHOPCAST_REDIS_URL: `unix:${redisSocket}` },
+    env: { PATH: process.env.PATH, SHOPCAST_EVENTS_SOCKET: eventsSocket, SHOPCAST_WS_LISTEN: `127.0.0.1:${port}`, SHOPCAST_REDIS_URL: `unix:${redisSocket}`, ...settings },
     stdio: ['ignore', 'ignore', 'pipe'],
   });
   const daemon = { name, child, log: '', url: `ws://127.0.0.1:${port}/ws`, eventsSocket };
@@ -311,6 +312,59 @@ describe('shopcastd reading the Redis stream', () => {
     assert.equal(answer.ok, false);
     assert.match(answer.text, /redis unavailable/);
     assert.ok(!daemon.log.includes(password), daemon.log);
+  });
+
+  test('a resume from below the cache is filled from the stream: each entry once, in order; trimmed past the cursor: resync', async () => {
+    const onA = await open(a.url);
+    // No MAXLEN: the stream keeps all 300, three times what the new daemon loads.
+    const epoch = await epochName();
+    const entryIds = [];
+    for (let first = 1; first <= 300; first += 50) {
+      const script = Array.from({ length: 50 }, (_, i) => {
+        const event = product(1000 + first + i);
+        return `XADD shopcast:events * epoch ${epoch} type product_added shop 5 user "" event ${JSON.stringify(JSON.stringify(event))}`;
+      }).join('\n');
+      await new Promise((resolve, reject) => {
+        const child = execFile('redis-cli', ['-s', redisSocket], (err, stdout) => (err ? reject(err) : resolve(entryIds.push(...stdout.trim().split('\n')))));
+        child.stdin.end(`${script}\n`);
+      });
+    }
+    const seen = await onA.waitForCount((m) => m.productId > 1000, 300, { timeout: 20_000 });
+    assert.deepEqual(seen.map((e) => e.productId - 1000), Array.from({ length: 300 }, (_, i) => i + 1));
+    // Reason: a cache of 100 makes the stream longer than what this daemon holds.
+    const c = await startDaemon('c', { SHOPCAST_HISTORY: '100' });
+    assert.match(c.log, /: 100 events loaded/);
+
+    const resumeOnC = async (since) => {
+      const client = await open(c.url, { resume: false });
+      client.send({ action: 'resume', since });
+      await client.sync(10_000);
+      return client;
+    };
+    const filled = await resumeOnC(seen[149].id); // after entry 150: 151..200 from the stream
+    await filled.waitForCount(isEvent, 150, { timeout: 10_000 });
+    assert.deepEqual(filled.events().map((e) => e.id), seen.slice(150).map((e) => e.id), 'entries 151..300, each once, in order');
+    assert.ok(!filled.messages.some((m) => m.type === 'resync'), 'no resync');
+    await append(product(2001));
+    await filled.waitForCount((m) => m.productId === 2001, 1, { timeout: 10_000 });
+
+    // 250 entries after the cursor: more than a fill may carry (SHOPCAST_HISTORY), so all or nothing.
+    const tooFar = await resumeOnC(seen[49].id);
+    assert.equal((await tooFar.waitForType('resync', { timeout: 10_000 })).reason, 'history_exhausted');
+    await tooFar.sync();
+    assert.deepEqual(tooFar.events(), [], 'no partial replay');
+
+    // Entries 1..160 trimmed: the successor of entry 150 is gone.
+    assert.equal(entryIds.length, 300);
+    await cli('XTRIM', 'shopcast:events', 'MINID', entryIds[160]);
+    assert.ok((await cli('XRANGE', 'shopcast:events', '-', '+', 'COUNT', '1')).startsWith(`${entryIds[160]}\n`), 'entry 161 is the oldest left');
+    const trimmed = await resumeOnC(seen[149].id);
+    assert.equal((await trimmed.waitForType('resync', { timeout: 10_000 })).reason, 'history_exhausted');
+    await trimmed.sync();
+    assert.deepEqual(trimmed.events(), [], 'nothing replayed');
+    const stillThere = await resumeOnC(seen[169].id); // entry 170 is still there: exact again
+    await stillThere.waitForCount(isEvent, 131, { timeout: 10_000 });
+    assert.deepEqual(stillThere.events().map((e) => e.productId), [...seen.slice(170).map((e) => e.productId), 2001]);
   });
 
   test('stopping with SIGTERM exits cleanly', async () => {
