@@ -17,6 +17,9 @@ namespace {
 
 using Kind = ListenAddress::Kind;
 
+// secs_since_valid_hangup 0: lws 4.1.6 arms no per-connection validity timer at all.
+constexpr lws_retry_bo_t kNoValidityTimer{};
+
 lws_vhost* create_vhost(lws_context* context, const DaemonConfig& config,
                         const ListenAddress& address, const ListenerSettings& settings,
                         WebSocketContext& user, bool listen) {
@@ -29,7 +32,8 @@ lws_vhost* create_vhost(lws_context* context, const DaemonConfig& config,
     info.protocols = settings.protocols;
     info.pvo = &protocol_options;
     info.user = &user;
-    info.retry_and_idle_policy = settings.keepalive;
+    // No validity timer of lws' own (it would fall back to 300 s): KeepaliveTimer pings instead.
+    info.retry_and_idle_policy = &kNoValidityTimer;
     // Without FAIL_UPON_UNABLE_TO_BIND a failed bind still returns a vhost listening on nothing.
     info.options = LWS_SERVER_OPTION_FAIL_UPON_UNABLE_TO_BIND;
     if (!listen) {

@@ -16,7 +16,6 @@ namespace shopcast {
 // What every listener shares; each vhost gets its own WebSocketContext made from it.
 struct ListenerSettings {
     const lws_protocols* protocols = nullptr;
-    const lws_retry_bo_t* keepalive = nullptr;
     WebSocketContext shared;  // the per-listener fields are filled in per vhost
 };
 

@@ -196,9 +196,9 @@ int run_daemon(DaemonConfig config, const ConfigReloader& reload) {
 
     const std::array<lws_protocols, 2> websocket_protocols{websocket_protocol(), lws_protocols{}};
     const std::array<lws_protocols, 2> ipc_protocols{ipc_protocol(), lws_protocols{}};
-    lws_retry_bo_t keepalive{};
-    keepalive.secs_since_valid_ping = static_cast<std::uint16_t>(config.ping_interval_seconds);
-    keepalive.secs_since_valid_hangup = static_cast<std::uint16_t>(config.hangup_timeout_seconds);
+    // Outlives the context: lws reports every connection's close while the context is torn down.
+    KeepaliveSchedule keepalive(config.ping_interval_seconds * std::int64_t{1000},
+                                config.hangup_timeout_seconds * std::int64_t{1000});
 
     lws_context_creation_info info{};
     info.options = LWS_SERVER_OPTION_EXPLICIT_VHOSTS;
@@ -240,7 +240,7 @@ int run_daemon(DaemonConfig config, const ConfigReloader& reload) {
 
     ListenerSettings listener_settings;
     listener_settings.protocols = websocket_protocols.data();
-    listener_settings.keepalive = &keepalive;
+    listener_settings.shared.keepalive = &keepalive;
     listener_settings.shared.hub = &hub;
     listener_settings.shared.allowed_origins = &config.allowed_origins;
     listener_settings.shared.trusted_proxies = &config.trusted_proxies;
@@ -274,6 +274,7 @@ int run_daemon(DaemonConfig config, const ConfigReloader& reload) {
 
     loop.on_hangup([&] { apply_reload(config, reload, hub, authenticator); });
 
+    KeepaliveTimer keepalive_timer(context, keepalive);  // goes before the loop's context
     WatchdogTimer watchdog{{}, context, watchdog_ping_interval_usec()};
     if (watchdog.interval > 0) ping_watchdog(&watchdog.timer);
     StatusReporter status_reporter(context, hub);

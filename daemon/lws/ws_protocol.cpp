@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <array>
+#include <chrono>
 
 #include "daemon/core/client_action.h"
 #include "daemon/core/frame_rules.h"
@@ -23,7 +24,24 @@ struct ConnectionData {
     bool binary_message;
     lws* wsi;
     lws_sorted_usec_list_t resume_reading;  // scheduled while reading is paused
+    KeepaliveEntry keepalive;
+    bool ping_wanted;  // the keepalive schedule asked for a PING: the next write sends it
 };
+
+// A PING written as raw bytes like every other frame. It carries one byte ("k") because lws
+// 4.1.6 does not raise LWS_CALLBACK_RECEIVE_PONG for a PONG with an empty payload, and the
+// client's PONG echoes the PING's.
+constexpr std::array<unsigned char, 3> kPingFrame{0x89, 0x01, 'k'};  // FIN + ping, length 1
+
+// The connection's data from its keepalive entry, which only our connections put in the schedule.
+ConnectionData& connection_of(KeepaliveEntry& entry) {
+    return *lws_container_of(&entry, ConnectionData, keepalive);
+}
+
+std::int64_t keepalive_now_ms() {
+    using namespace std::chrono;
+    return duration_cast<milliseconds>(steady_clock::now().time_since_epoch()).count();
+}
 
 void request_writeable(lws* wsi) {
     lws_callback_on_writable(wsi);
@@ -41,8 +59,14 @@ void resume_reading(lws_sorted_usec_list_t* scheduled) {
     lws_rx_flow_control(data->wsi, 1);
 }
 
+// Anything that arrives from the client, PONGs and PINGs included, shows it is there.
+void heard_from(lws* wsi, ConnectionData& data) {
+    context_of(wsi).keepalive->heard(data.keepalive, keepalive_now_ms());
+}
+
 void charge_control_frames(lws* wsi, ConnectionData& data, std::uint64_t frames) {
     if (frames == 0) return;
+    heard_from(wsi, data);
     const std::int64_t pause_ms = context_of(wsi).hub->on_control_frame(*data.session, frames);
     if (pause_ms <= 0) return;
     lws_rx_flow_control(wsi, 0);
@@ -108,6 +132,7 @@ void open_connection(lws* wsi, ConnectionData& data) {
     data.session = &session;
     data.wsi = wsi;
     watch_frames(wsi);
+    context.keepalive->add(data.keepalive, keepalive_now_ms());
     if (context.live_hold_ms > 0) {
         lws_set_timer_usecs(wsi, context.live_hold_ms * LWS_US_PER_MS);
     } else {
@@ -125,6 +150,7 @@ int fail_connection(lws* wsi, int code, std::string_view reason) {
 }
 
 int receive_fragment(lws* wsi, ConnectionData& data, std::string_view fragment) {
+    heard_from(wsi, data);
     Session& session = *data.session;
     Hub& hub = *context_of(wsi).hub;
     if (lws_is_first_fragment(wsi)) data.binary_message = lws_frame_is_binary(wsi) != 0;
@@ -190,7 +216,21 @@ int close_connection(lws* wsi, Session& session) {
     return -1;
 }
 
-int write_next(lws* wsi, Session& session) {
+// The keepalive PING goes ahead of anything the Hub has to send: lws calls WRITEABLE only once
+// the previous write has left its buffer, so it never lands inside another frame.
+int write_ping(lws* wsi, ConnectionData& data) {
+    data.ping_wanted = false;
+    auto frame = kPingFrame;
+    if (lws_write(wsi, frame.data(), frame.size(), LWS_WRITE_RAW) <
+        static_cast<int>(frame.size())) {
+        return -1;
+    }
+    if (lws_partial_buffered(wsi)) request_writeable(wsi);
+    return 0;
+}
+
+int write_next(lws* wsi, ConnectionData& data) {
+    Session& session = *data.session;
     if (sent_unmasked_frame(wsi) && !session.close_written) {
         // RFC 6455 5.1: a client's frames are masked. lws 4.1.6 accepts them without a mask and
         // was shown nothing from that frame on (frame_guard.h); fail the connection at once,
@@ -199,6 +239,10 @@ int write_next(lws* wsi, Session& session) {
         return close_connection(wsi, session);
     }
     if (session.close && session.control.empty()) return close_connection(wsi, session);
+    if (data.ping_wanted) {
+        if (write_ping(wsi, data) != 0) return -1;
+        if (lws_partial_buffered(wsi)) return 0;  // the Hub writes on the next WRITEABLE
+    }
     context_of(wsi).hub->on_writeable(session);
     return 0;
 }
@@ -236,12 +280,13 @@ int callback(lws* wsi, lws_callback_reasons reason, void* user, void* in, std::s
         case LWS_CALLBACK_SERVER_WRITEABLE:
             if (data == nullptr || data->session == nullptr) return 0;
             charge_pings(wsi, *data);
-            return write_next(wsi, *data->session);
+            return write_next(wsi, *data);
         case LWS_CALLBACK_CLOSED:
             stop_watching_frames(wsi);
             // Also raised for connections refused before ESTABLISHED, with no session yet.
             if (data != nullptr && data->session != nullptr) {
                 lws_sul_cancel(&data->resume_reading);
+                context_of(wsi).keepalive->remove(data->keepalive);
                 context_of(wsi).hub->close_session(*data->session);
                 data->session = nullptr;
             }
@@ -286,6 +331,32 @@ void LwsSessionTransport::wake(Session& session) {
     if (session.close && session.choked) {
         lws_set_timeout(wsi, PENDING_TIMEOUT_USER_OK, kCloseDrainTimeoutSeconds);
     }
+}
+
+KeepaliveTimer::KeepaliveTimer(lws_context* context, KeepaliveSchedule& schedule)
+    : context_(context), schedule_(&schedule) {
+    lws_sul_schedule(context_, 0, &timer_, tick, kTickUsec);
+}
+
+KeepaliveTimer::~KeepaliveTimer() {
+    lws_sul_cancel(&timer_);
+}
+
+void KeepaliveTimer::tick(lws_sorted_usec_list_t* timer) {
+    auto* self = lws_container_of(timer, KeepaliveTimer, timer_);
+    self->schedule_->run_due(
+        keepalive_now_ms(),
+        [](KeepaliveEntry& entry) {
+            ConnectionData& data = connection_of(entry);
+            data.ping_wanted = true;
+            request_writeable(data.wsi);
+        },
+        [](KeepaliveEntry& entry) {
+            // As lws' own validity timer did: no close frame to a peer that answers nothing, so
+            // the page sees 1006 and reconnects.
+            lws_set_timeout(connection_of(entry).wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+        });
+    lws_sul_schedule(self->context_, 0, &self->timer_, tick, kTickUsec);
 }
 
 lws_protocols websocket_protocol() {
