@@ -53,10 +53,14 @@ long admit(int fd, const void* bytes, long length) {
     if (found == watched->end()) return length;
     WatchedConnection& connection = found->second;
     const bool seen_before = connection.scanner.unmasked_frame_seen();
+    const bool pings_before = connection.scanner.pings_pending();
     const std::span data(static_cast<const unsigned char*>(bytes),
                          static_cast<std::size_t>(length));
     const auto admitted = static_cast<long>(connection.scanner.feed(data));
-    if (!seen_before && connection.scanner.unmasked_frame_seen()) {
+    // lws answers PINGs without a callback to the protocol: the writeable turn asked for here
+    // is where they are charged, so a connection that sends nothing else still pays promptly.
+    const bool pings_arrived = !pings_before && connection.scanner.pings_pending();
+    if ((!seen_before && connection.scanner.unmasked_frame_seen()) || pings_arrived) {
         lws_callback_on_writable(connection.wsi);
     }
     return admitted;
