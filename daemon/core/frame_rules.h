@@ -43,7 +43,6 @@ class FrameHeaderScanner {
     bool unmasked_frame_seen() const { return unmasked_; }
     // The PING frames whose headers were fed since the last call.
     std::uint64_t take_pings() { return std::exchange(pings_, 0); }
-    bool pings_pending() const { return pings_ != 0; }
 
   private:
     std::uint64_t skip_left_ = 0;  // key and payload bytes of the current frame still to come

@@ -30,6 +30,7 @@ namespace {
 
 struct WatchedConnection {
     lws* wsi;
+    PingsRead on_pings;
     FrameHeaderScanner scanner;
 };
 
@@ -53,15 +54,14 @@ long admit(int fd, const void* bytes, long length) {
     if (found == watched->end()) return length;
     WatchedConnection& connection = found->second;
     const bool seen_before = connection.scanner.unmasked_frame_seen();
-    const bool pings_before = connection.scanner.pings_pending();
     const std::span data(static_cast<const unsigned char*>(bytes),
                          static_cast<std::size_t>(length));
     const auto admitted = static_cast<long>(connection.scanner.feed(data));
-    // lws answers PINGs without a callback to the protocol: the writeable turn asked for here
-    // is where they are charged, so a connection that sends nothing else still pays promptly.
-    const bool pings_arrived = !pings_before && connection.scanner.pings_pending();
-    if ((!seen_before && connection.scanner.unmasked_frame_seen()) || pings_arrived) {
+    if (!seen_before && connection.scanner.unmasked_frame_seen()) {
         lws_callback_on_writable(connection.wsi);
+    }
+    if (const std::uint64_t pings = connection.scanner.take_pings(); pings > 0) {
+        connection.on_pings(connection.wsi, pings);
     }
     return admitted;
 }
@@ -79,9 +79,9 @@ Function real(const char* name) {
 
 }  // namespace
 
-void watch_frames(lws* wsi) {
+void watch_frames(lws* wsi, PingsRead on_pings) {
     const int fd = lws_get_socket_fd(wsi);
-    if (fd >= 0) table().insert_or_assign(fd, WatchedConnection{wsi, {}});
+    if (fd >= 0) table().insert_or_assign(fd, WatchedConnection{wsi, on_pings, {}});
 }
 
 void stop_watching_frames(lws* wsi) {
@@ -96,13 +96,6 @@ bool sent_unmasked_frame(lws* wsi) {
     const auto found = connections.find(lws_get_socket_fd(wsi));
     return found != connections.end() && found->second.wsi == wsi &&
            found->second.scanner.unmasked_frame_seen();
-}
-
-std::uint64_t take_pings(lws* wsi) {
-    auto& connections = table();
-    const auto found = connections.find(lws_get_socket_fd(wsi));
-    if (found == connections.end() || found->second.wsi != wsi) return 0;
-    return found->second.scanner.take_pings();
 }
 
 }  // namespace shopcast

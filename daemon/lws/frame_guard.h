@@ -9,16 +9,19 @@
 
 namespace shopcast {
 
+// Told of the PINGs in bytes just read for `wsi`, before lws parses them. lws answers PINGs
+// itself and never tells the protocol, and it writes a PONG ahead of the protocol's writeable
+// turn, so a flood can keep that turn from ever coming: the read is the one place a PING is
+// sure to be seen. Called inside recv()/SSL_read(), outside any lws callback, so an rx flow
+// change made here applies to the very next read.
+using PingsRead = void (*)(lws* wsi, std::uint64_t pings) noexcept;
+
 // From ESTABLISHED to CLOSED, on the service thread: follow the frames `wsi`'s client sends.
 // An unmasked frame makes lws call `wsi` back as writeable, however idle it is otherwise.
-void watch_frames(lws* wsi);
+void watch_frames(lws* wsi, PingsRead on_pings);
 void stop_watching_frames(lws* wsi);
 
 // Whether the client of a watched `wsi` has sent a frame without a mask.
 bool sent_unmasked_frame(lws* wsi);
-
-// The PINGs the client of a watched `wsi` sent since the last call. lws answers PINGs itself
-// and never tells the protocol, so this is the only exact count of them.
-std::uint64_t take_pings(lws* wsi);
 
 }  // namespace shopcast

@@ -66,6 +66,13 @@ void heard_from(lws* wsi, ConnectionData& data) {
 
 void charge_control_frames(lws* wsi, ConnectionData& data, std::uint64_t frames) {
     if (frames == 0) return;
+    if (data.session->close) {
+        // Nothing it sends matters any more, and while its PINGs keep coming lws' PONGs would
+        // take every writeable turn, the one the close frame waits for included.
+        lws_sul_cancel(&data.resume_reading);
+        lws_rx_flow_control(wsi, 0);
+        return;
+    }
     heard_from(wsi, data);
     const std::int64_t pause_ms = context_of(wsi).hub->on_control_frame(*data.session, frames);
     if (pause_ms <= 0) return;
@@ -75,10 +82,15 @@ void charge_control_frames(lws* wsi, ConnectionData& data, std::uint64_t frames)
 }
 
 // lws answers a browser's PING itself and tells the protocol nothing (lib/roles/ws/ops-ws.c);
-// frame_guard counts them as they are read, and whatever callback comes next for the
-// connection pays for them.
-void charge_pings(lws* wsi, ConnectionData& data) {
-    charge_control_frames(wsi, data, take_pings(wsi));
+// frame_guard counts them as they are read and they are paid for there, before lws answers
+// them: a pause taken here stops the next read.
+void charge_pings(lws* wsi, std::uint64_t pings) noexcept {
+    auto* data = static_cast<ConnectionData*>(lws_wsi_user(wsi));
+    if (data == nullptr || data->session == nullptr) return;
+    call_guarded("charging pings", [&] {
+        charge_control_frames(wsi, *data, pings);
+        return 0;
+    });
 }
 
 std::string header(lws* wsi, lws_token_indexes token) {
@@ -131,7 +143,7 @@ void open_connection(lws* wsi, ConnectionData& data) {
     Session& session = context.hub->open_session(client_address(wsi, context), wsi);
     data.session = &session;
     data.wsi = wsi;
-    watch_frames(wsi);
+    watch_frames(wsi, charge_pings);
     context.keepalive->add(data.keepalive, keepalive_now_ms());
     if (context.live_hold_ms > 0) {
         lws_set_timer_usecs(wsi, context.live_hold_ms * LWS_US_PER_MS);
@@ -262,11 +274,9 @@ int callback(lws* wsi, lws_callback_reasons reason, void* user, void* in, std::s
             return 0;
         case LWS_CALLBACK_RECEIVE:
             if (data == nullptr || data->session == nullptr) return -1;
-            charge_pings(wsi, *data);
             return receive_fragment(wsi, *data, {static_cast<const char*>(in), len});
         case LWS_CALLBACK_RECEIVE_PONG:
             if (data != nullptr && data->session != nullptr) {
-                charge_pings(wsi, *data);
                 charge_control_frames(wsi, *data, 1);
             }
             return 0;
@@ -279,7 +289,6 @@ int callback(lws* wsi, lws_callback_reasons reason, void* user, void* in, std::s
             return answer_peer_close(wsi, {static_cast<const char*>(in), len});
         case LWS_CALLBACK_SERVER_WRITEABLE:
             if (data == nullptr || data->session == nullptr) return 0;
-            charge_pings(wsi, *data);
             return write_next(wsi, *data);
         case LWS_CALLBACK_CLOSED:
             stop_watching_frames(wsi);
