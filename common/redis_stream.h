@@ -9,6 +9,7 @@
 #include <string_view>
 
 #include "common/ipc.h"
+#include "common/request_digest.h"  // the digest kPublishScript stores
 
 namespace shopcast {
 
@@ -52,10 +53,6 @@ struct NodeHeartbeat {
 std::string format_node_heartbeat(const NodeHeartbeat& heartbeat);
 std::optional<NodeHeartbeat> parse_node_heartbeat(std::string_view text);
 
-// The idempotency digest sent to kPublishScript: SHA-256 of the type and the event JSON, 64
-// lowercase hex digits.
-std::string request_digest_hex(const ipc::PublishRequest& request);
-
 // Lua scripts, sent with EVAL (each runs atomically).
 //
 // KEYS stream, epoch; ARGV a freshly generated Epoch::record(). Returns the epoch record in
@@ -65,7 +62,7 @@ std::string request_digest_hex(const ipc::PublishRequest& request);
 extern const std::string kEnsureEpochScript;
 //
 // KEYS stream, epoch, shopcast:idem:<key> or "" without a key; ARGV fresh epoch record,
-// maxlen (SHOPCAST_HISTORY), type, shop, user, event json, digest hex, ttl seconds.
+// maxlen (SHOPCAST_HISTORY), type, shop, user, event json, request_digest_hex(), ttl seconds.
 // Runs ensure_epoch, then replies one of
 //   {"accepted", epoch record, entry id, recipients}
 //   {"duplicate", epoch record, entry id, recipients}  the key's first event, same digest

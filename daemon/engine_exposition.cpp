@@ -3,9 +3,10 @@
 #include "common/exposition.h"
 
 namespace shopcast {
+namespace {
 
-std::string engine_exposition(const EngineMetrics& metrics, const EngineGauges& gauges) {
-    Exposition out;
+void add_engine_families(Exposition& out, const EngineMetrics& metrics,
+                         const EngineGauges& gauges) {
     out.gauge("shopcast_connections", "Browser WebSocket connections open now.",
               static_cast<double>(gauges.connections));
     out.counter("shopcast_connections_opened_total", "Browser WebSocket connections opened.",
@@ -45,6 +46,37 @@ std::string engine_exposition(const EngineMetrics& metrics, const EngineGauges& 
     out.gauge("shopcast_history_oldest_event_age_seconds",
               "Age of the oldest event kept for resume (0 when none is kept).",
               gauges.oldest_event_age_seconds);
+}
+
+void add_stream_families(Exposition& out, const StreamHealth& stream) {
+    out.gauge("shopcast_redis_connected", "1 while the shared event stream in Redis is read.",
+              stream.connected ? 1 : 0);
+    out.gauge("shopcast_redis_caught_up",
+              "1 once the reader has reached the end of the stream since it connected.",
+              stream.ready() ? 1 : 0);
+    out.counter("shopcast_redis_connects_total", "Connections to Redis established.",
+                static_cast<double>(stream.connects));
+    out.counter("shopcast_redis_entries_read_total", "Stream entries taken into the history.",
+                static_cast<double>(stream.entries_read));
+    out.counter("shopcast_redis_entries_skipped_total",
+                "Stream entries refused as not in the shape of an event.",
+                static_cast<double>(stream.entries_skipped));
+    out.counter("shopcast_redis_resets_total",
+                "Times the history started over (new epoch or trimmed gap; every browser "
+                "resynced).",
+                static_cast<double>(stream.resets));
+    out.gauge("shopcast_redis_last_entry_timestamp_seconds",
+              "The time in the id of the newest stream entry read (0: none yet).",
+              static_cast<double>(stream.last_entry_ms) / 1000.0);
+}
+
+}  // namespace
+
+std::string engine_exposition(const EngineMetrics& metrics, const EngineGauges& gauges,
+                              const StreamHealth* stream) {
+    Exposition out;
+    add_engine_families(out, metrics, gauges);
+    if (stream != nullptr) add_stream_families(out, *stream);
     return out.text();
 }
 

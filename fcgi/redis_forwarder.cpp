@@ -4,6 +4,7 @@
 
 #include "common/log.h"
 #include "common/redis_stream.h"
+#include "common/request_digest.h"
 
 namespace shopcast::fcgi {
 namespace {

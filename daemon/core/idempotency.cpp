@@ -1,27 +1,10 @@
 #include "daemon/core/idempotency.h"
 
 #include <openssl/crypto.h>
-#include <openssl/evp.h>
 
 #include <algorithm>
 
 namespace shopcast {
-
-RequestDigest request_digest(const ipc::PublishRequest& request) {
-    RequestDigest digest{};
-    unsigned int length = 0;
-    EVP_MD_CTX* ctx = EVP_MD_CTX_new();
-    // The type and the JSON are separated by a NUL, which neither can contain, so no two
-    // different pairs hash the same input.
-    const bool ok = ctx != nullptr && EVP_DigestInit_ex(ctx, EVP_sha256(), nullptr) == 1 &&
-                    EVP_DigestUpdate(ctx, request.type.data(), request.type.size()) == 1 &&
-                    EVP_DigestUpdate(ctx, "", 1) == 1 &&
-                    EVP_DigestUpdate(ctx, request.json.data(), request.json.size()) == 1 &&
-                    EVP_DigestFinal_ex(ctx, digest.data(), &length) == 1;
-    EVP_MD_CTX_free(ctx);
-    if (!ok) digest.fill(0);  // never equal to a real digest in practice; compares as "other"
-    return digest;
-}
 
 IdempotencyCache::IdempotencyCache(std::int64_t ttl_seconds, std::size_t max_entries)
     : ttl_seconds_(ttl_seconds), max_entries_(max_entries) {}

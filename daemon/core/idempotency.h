@@ -1,7 +1,6 @@
 // Remembers recent Idempotency-Keys so a retried publish is answered, not broadcast again.
 #pragma once
 
-#include <array>
 #include <cstdint>
 #include <deque>
 #include <optional>
@@ -10,16 +9,10 @@
 #include <unordered_map>
 
 #include "common/ipc.h"
+#include "common/request_digest.h"
 #include "daemon/core/state_file.h"
 
 namespace shopcast {
-
-// SHA-256 of what makes two publishes "the same event": the type and the validated JSON object
-// shopcast-fcgi forwards, which is the body's bytes without the whitespace around it, exactly
-// what browsers would be sent. A retry resends the same bytes; any other body (another value,
-// another order of fields, other spacing inside) would deliver something else, so it is
-// another event.
-RequestDigest request_digest(const ipc::PublishRequest& request);
 
 // What a key lookup found.
 struct KeyLookup {

@@ -2,7 +2,6 @@
 // the epoch (name and cursor key), the retained history and the remembered Idempotency-Keys.
 #pragma once
 
-#include <array>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -10,6 +9,7 @@
 #include <vector>
 
 #include "common/ipc.h"
+#include "common/request_digest.h"
 
 namespace shopcast {
 
@@ -20,14 +20,11 @@ struct SavedEvent {
     std::string payload;  // exactly what browsers were sent, "id" included
 };
 
-// SHA-256 of the request an Idempotency-Key was first used with (see request_digest()).
-using RequestDigest = std::array<unsigned char, 32>;
-
 struct SavedKey {
     std::string key;
     ipc::PublishAck ack;
-    RequestDigest request_digest{};
-    std::int64_t age_seconds = 0;  // how long it had been remembered when the state was saved
+    RequestDigest request_digest{};  // of the request the key was first used with
+    std::int64_t age_seconds = 0;    // how long it had been remembered when the state was saved
 };
 
 struct SavedState {

@@ -4,7 +4,6 @@
 #include <cstdlib>
 #include <numeric>
 
-#include "common/exposition.h"
 #include "daemon/engine_exposition.h"
 #include "daemon/lws/sd_notify.h"
 
@@ -12,30 +11,6 @@ namespace shopcast {
 namespace {
 
 constexpr lws_usec_t kStatusInterval = 5 * LWS_US_PER_SEC;
-
-std::string stream_exposition(const StreamHealth& stream) {
-    Exposition out;
-    out.gauge("shopcast_redis_connected", "1 while the shared event stream in Redis is read.",
-              stream.connected ? 1 : 0);
-    out.gauge("shopcast_redis_caught_up",
-              "1 once the reader has reached the end of the stream since it connected.",
-              stream.ready() ? 1 : 0);
-    out.counter("shopcast_redis_connects_total", "Connections to Redis established.",
-                static_cast<double>(stream.connects));
-    out.counter("shopcast_redis_entries_read_total", "Stream entries taken into the history.",
-                static_cast<double>(stream.entries_read));
-    out.counter("shopcast_redis_entries_skipped_total",
-                "Stream entries refused as not in the shape of an event.",
-                static_cast<double>(stream.entries_skipped));
-    out.counter("shopcast_redis_resets_total",
-                "Times the history started over (new epoch or trimmed gap; every browser "
-                "resynced).",
-                static_cast<double>(stream.resets));
-    out.gauge("shopcast_redis_last_entry_timestamp_seconds",
-              "The time in the id of the newest stream entry read (0: none yet).",
-              static_cast<double>(stream.last_entry_ms) / 1000.0);
-    return out.text();
-}
 
 std::uint64_t events_published(const Hub& hub) {
     const auto& by_type = hub.metrics().events_published;
@@ -46,11 +21,8 @@ std::uint64_t events_published(const Hub& hub) {
 
 ipc::QueryReply OpsResponder::answer(ipc::Query query) const {
     switch (query) {
-        case ipc::Query::metrics: {
-            std::string text = engine_exposition(hub_.metrics(), hub_.gauges());
-            if (stream_ != nullptr) text += stream_exposition(*stream_);
-            return {true, std::move(text)};
-        }
+        case ipc::Query::metrics:
+            return {true, engine_exposition(hub_.metrics(), hub_.gauges(), stream_)};
         case ipc::Query::health:
             // Answering at all means the loop runs, so the events socket accepts and browsers
             // get what is published. In Redis mode they get it only while the stream is read.

@@ -1,6 +1,7 @@
-// A supervised child process of the stack (scripts/lib/stack.mjs): output captured (and echoed,
-// line by line with its name, when asked), readiness read from its output, a stop with a
-// deadline. Every live child is signalled when this process exits.
+// A supervised child process of the stack (scripts/lib/stack.mjs) or of a test helper
+// (tests/lib/redis-server.mjs): output captured (and echoed, line by line with its name, when
+// asked), readiness read from its output, a stop with a deadline. Every live child is signalled
+// when this process exits.
 import { execFile, spawn } from 'node:child_process';
 import { promisify } from 'node:util';
 
@@ -37,9 +38,10 @@ export function sleep(ms) {
 }
 
 // One supervised child process: output captured (and echoed when stdio is 'inherit'), readiness
-// read from its output, stop with a deadline.
+// read from its output, stop with a deadline. `emitter`, when given, is sent an 'exit' event
+// {name, code, signal, expected} whenever the child ends.
 export class Child {
-    constructor(name, { echo, emitter }) {
+    constructor(name, { echo = false, emitter = null } = {}) {
         this.name = name;
         this.echo = echo;
         this.emitter = emitter;
@@ -108,7 +110,7 @@ export class Child {
                 await Promise.race([outputClosed, sleep(500)]);
                 this.flushEcho();
                 this.exitStatus = { code, signal };
-                if (!this.stopping) this.emitter.emit('exit', { name: this.name, code, signal, expected: false });
+                if (!this.stopping) this.emitter?.emit('exit', { name: this.name, code, signal, expected: false });
                 resolve(this.exitStatus);
             });
         });
@@ -166,7 +168,7 @@ export class Child {
         }, STOP_TIMEOUT_MS);
         const status = await this.exited;
         clearTimeout(timer);
-        this.emitter.emit('exit', { name: this.name, ...status, expected: true });
+        this.emitter?.emit('exit', { name: this.name, ...status, expected: true });
         return status;
     }
 }

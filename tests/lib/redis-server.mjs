@@ -1,46 +1,19 @@
 // A private redis-server for tests and the dev stack: a Unix socket in `dir` (no TCP port), the
 // append-only file in `dir` (so restart() keeps the data, as a persistent production Redis
 // does), no RDB snapshots. Never a system Redis; stopped only by its PID.
-import { execFile, spawn } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { promisify } from 'node:util';
 
+import { Child } from '../../scripts/lib/child.mjs';
+
 const execFileAsync = promisify(execFile);
 
-const READY_TIMEOUT_MS = 10_000;
-const STOP_TIMEOUT_MS = 10_000;
 const PROBE_TIMEOUT_MS = 1_000;
 const CLI_TIMEOUT_MS = 5_000;
 const SOCKET_PATH_MAX = 107; // sun_path holds 108 bytes with the terminating NUL
-const LOG_LIMIT = 1024 * 1024; // bytes of output kept (the newest)
-
-// Every redis-server this process started and has not seen exit, by PID.
-const liveServers = new Set();
-process.on('exit', () => {
-    for (const pid of liveServers) {
-        try {
-            process.kill(pid, 'SIGTERM');
-        } catch {
-            // already gone
-        }
-    }
-});
-
-function sleep(ms) {
-    return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
-let setprivChecked = null;
-async function hasSetprivPdeathsig() {
-    if (setprivChecked === null) {
-        setprivChecked = execFileAsync('setpriv', ['--help'])
-            .then(({ stdout }) => stdout.includes('--pdeathsig'))
-            .catch(() => false);
-    }
-    return setprivChecked;
-}
 
 // One RESP exchange on the socket: optional AUTH, then PING. Resolves true on +PONG, false on
 // anything else (refused, still loading the AOF, wrong password, no answer in time).
@@ -107,23 +80,34 @@ export async function startRedis({ dir, appendonly = true, requirepass } = {}) {
         '--logfile', '',
     );
 
-    let proc = null;
-    let exited = null;
-    let log = '';
+    // Tracked by PID, dies with this process (see scripts/lib/child.mjs).
+    const child = new Child('redis-server');
+    async function launch() {
+        await child.start('redis-server', args);
+        try {
+            await child.waitFor(() => pingOnce(socketPath, requirepass), 'answering PING');
+        } catch (err) {
+            await child.stop('SIGKILL');
+            throw err;
+        }
+    }
 
     const server = {
         socketPath,
         url: `unix:${socketPath}`,
         passwordFile,
-        pid: undefined,
-        get running() {
-            return proc !== null && proc.exitCode === null && proc.signalCode === null;
+        get pid() {
+            return child.pid;
         },
-        log: () => log,
-        stop: () => halt('SIGTERM'),
-        kill: () => halt('SIGKILL'),
+        get running() {
+            return child.running;
+        },
+        log: () => child.log,
+        // Resolve with how it exited ({code, signal}); SIGKILL after a timeout.
+        stop: () => child.stop('SIGTERM'),
+        kill: () => child.stop('SIGKILL'),
         async restart() {
-            await halt('SIGTERM');
+            await child.stop('SIGTERM');
             await launch();
         },
         async flushAll() {
@@ -144,62 +128,6 @@ export async function startRedis({ dir, appendonly = true, requirepass } = {}) {
             return stdout;
         },
     };
-
-    async function launch() {
-        let file = 'redis-server';
-        let argv = args;
-        if (await hasSetprivPdeathsig()) {
-            // Dies with this process even when the exit hook cannot run (SIGKILL of the runner).
-            file = 'setpriv';
-            argv = ['--pdeathsig', 'SIGTERM', '--', 'redis-server', ...args];
-        }
-        const child = spawn(file, argv, { stdio: ['ignore', 'pipe', 'pipe'] });
-        const append = (chunk) => {
-            log += chunk.toString('utf8');
-            if (log.length > LOG_LIMIT) log = log.slice(log.length - LOG_LIMIT);
-        };
-        child.stdout.on('data', append);
-        child.stderr.on('data', append);
-        await new Promise((resolve, reject) => {
-            child.once('spawn', resolve);
-            child.once('error', (err) => reject(new Error(`cannot start redis-server: ${err.message}`)));
-        });
-        proc = child;
-        server.pid = child.pid; // setpriv execs redis-server: the same PID
-        liveServers.add(child.pid);
-        exited = new Promise((resolve) => {
-            child.once('exit', (code, signal) => {
-                liveServers.delete(child.pid);
-                resolve({ code, signal });
-            });
-        });
-        child.unref();
-        child.stdout.unref?.();
-        child.stderr.unref?.();
-
-        const deadline = Date.now() + READY_TIMEOUT_MS;
-        for (;;) {
-            if (await pingOnce(socketPath, requirepass)) return;
-            if (!server.running) throw new Error(`redis-server exited before answering PING; its output:\n${log.trim()}`);
-            if (Date.now() > deadline) {
-                await halt('SIGKILL');
-                throw new Error(`redis-server did not answer PING within ${READY_TIMEOUT_MS / 1000} s; its output:\n${log.trim()}`);
-            }
-            await sleep(25);
-        }
-    }
-
-    // Signals the server by PID and waits for it to exit (SIGKILL after the timeout).
-    async function halt(signal) {
-        if (!server.running) return exited ? exited : null;
-        process.kill(proc.pid, signal);
-        const timer = setTimeout(() => {
-            if (server.running) process.kill(proc.pid, 'SIGKILL');
-        }, STOP_TIMEOUT_MS);
-        const status = await exited;
-        clearTimeout(timer);
-        return status;
-    }
 
     await launch();
     return server;

@@ -4,58 +4,27 @@
 #include "daemon/core/hub.h"
 
 #include "common/cursor.h"
+#include "tests/unit/stream_hub_fixture.h"
 #include "tests/unit/test_epoch.h"
 
 #include <gtest/gtest.h>
-#include <rapidjson/document.h>
 
 #include <cstdint>
-#include <map>
-#include <memory>
-#include <span>
 #include <string>
 #include <vector>
 
 namespace shopcast {
 namespace {
 
-const std::string kEpoch = "gapfl1";
+using test::position_of;
+using test::Sent;
 
-constexpr std::uint64_t position_of(std::uint64_t ms, std::uint64_t n = 0) {
-    return ms << 20 | n;
-}
+const std::string kEpoch = "gapfl1";
 
 std::string product_json(int product, const std::string& shop) {
     return R"({"type":"product_added","shopId":")" + shop + R"(","productId":)" +
            std::to_string(product) + "}";
 }
-
-struct Sent {
-    std::string type;
-    std::string id;
-    std::string reason;
-};
-
-// Stands in for lws: every frame a session is sent, parsed; sockets always drain.
-class RecordingTransport : public SessionTransport {
-  public:
-    SendResult send(Session& session, std::span<const SharedFrame* const> frames) override {
-        for (const SharedFrame* frame : frames) {
-            rapidjson::Document doc;
-            const std::string_view text = frame->payload();
-            doc.Parse(text.data(), text.size());
-            const auto member = [&doc](const char* name) -> std::string {
-                if (!doc.IsObject() || !doc.HasMember(name) || !doc[name].IsString()) return {};
-                return doc[name].GetString();
-            };
-            sent[&session].push_back(Sent{member("type"), member("id"), member("reason")});
-        }
-        return SendResult::sent;
-    }
-    void wake(Session& session) override { woken[&session] = true; }
-    std::map<const Session*, std::vector<Sent>> sent;
-    std::map<const Session*, bool> woken;
-};
 
 // Records what is asked; the test answers when it chooses, as Redis would later.
 class FakeFiller : public GapFiller {
@@ -74,21 +43,19 @@ class FakeFiller : public GapFiller {
     std::vector<Request> requests;
 };
 
-class GapFillTest : public testing::Test {
+class GapFillTest : public test::StreamHubTest {
   protected:
-    // A history of `capacity` events, in the stream since `floor`.
+    GapFillTest() : StreamHubTest(kEpoch) {}
+
+    // A history of `capacity` events, in the stream since `floor`, filled by `filler_`.
     void start(std::size_t capacity, std::uint64_t floor, HubLimits limits = {}) {
-        hub_ = std::make_unique<Hub>(limits, History(test_epoch("local0"), capacity, 1 << 24),
-                                     IdempotencyCache(300, 100), authenticator_, transport_,
-                                     Hub::Clocks{[] { return 1000; }, [] { return 1000; }});
-        hub_->reset_stream(test_epoch(kEpoch), floor, "epoch_changed");
+        start_hub(capacity, floor, limits);
         hub_->set_gap_filler(&filler_);
     }
 
     void feed(std::uint64_t position, const std::string& shop = "5", const std::string& user = "") {
         const std::string json = product_json(static_cast<int>(position >> 20), shop);
-        ASSERT_TRUE(hub_->append_from_stream(position, {"product_added", shop, user, json}));
-        hub_->deliver_published();
+        append(position, {"product_added", shop, user, json});
     }
 
     static FilledEntry entry(std::uint64_t position, const std::string& shop = "5",
@@ -97,34 +64,13 @@ class GapFillTest : public testing::Test {
                            product_json(static_cast<int>(position >> 20), shop)};
     }
 
-    std::vector<Sent> drain(Session& session) {
-        for (int guard = 0; guard < 100; ++guard) {
-            transport_.woken.erase(&session);
-            hub_->on_writeable(session);
-            if (!transport_.woken[&session]) break;
-        }
-        std::vector<Sent> messages = std::move(transport_.sent[&session]);
-        transport_.sent.erase(&session);
-        return messages;
-    }
-
     Session& open_resumed(std::uint64_t position) {
-        Session& session = hub_->open_session("10.0.0.1");
-        drain(session);  // hello
-        hub_->on_text_message(
-            session, R"({"action":"resume","since":")" + codec_.event_cursor(position) + "\"}");
-        return session;
+        return StreamHubTest::open_resumed(codec_.event_cursor(position));
     }
 
     std::vector<std::string> cursors(const std::vector<std::uint64_t>& positions) const {
         std::vector<std::string> ids;
         for (std::uint64_t position : positions) ids.push_back(codec_.event_cursor(position));
-        return ids;
-    }
-
-    static std::vector<std::string> ids_of(const std::vector<Sent>& messages) {
-        std::vector<std::string> ids;
-        for (const Sent& message : messages) ids.push_back(message.id);
         return ids;
     }
 
@@ -134,11 +80,7 @@ class GapFillTest : public testing::Test {
         EXPECT_EQ(messages[0].reason, reason);
     }
 
-    CursorCodec codec_{test_epoch(kEpoch)};
-    TelegramAuthenticator authenticator_{TelegramAuthConfig{}};
-    RecordingTransport transport_;
     FakeFiller filler_;
-    std::unique_ptr<Hub> hub_;
 };
 
 TEST_F(GapFillTest, AnExactFillThenTheHistoryArriveInOrderOnce) {

@@ -3,102 +3,34 @@
 #include "daemon/core/hub.h"
 
 #include "common/cursor.h"
+#include "tests/unit/stream_hub_fixture.h"
 #include "tests/unit/test_epoch.h"
 
 #include <gtest/gtest.h>
-#include <rapidjson/document.h>
 
 #include <cstdint>
-#include <map>
-#include <memory>
-#include <span>
 #include <string>
 #include <vector>
 
 namespace shopcast {
 namespace {
 
+using test::position_of;
+using test::Sent;
+
 const std::string kEpoch = "hubst1";
 
-constexpr std::uint64_t position_of(std::uint64_t ms, std::uint64_t n) {
-    return ms << 20 | n;
-}
-
-struct Sent {
-    std::string type;
-    std::string id;
-    std::string reason;
-};
-
-// Stands in for lws: every frame a session is sent, parsed; sockets always drain.
-class RecordingTransport : public SessionTransport {
-  public:
-    SendResult send(Session& session, std::span<const SharedFrame* const> frames) override {
-        for (const SharedFrame* frame : frames) {
-            rapidjson::Document doc;
-            const std::string_view text = frame->payload();
-            doc.Parse(text.data(), text.size());
-            Sent message;
-            const auto member = [&doc](const char* name) -> std::string {
-                if (!doc.IsObject() || !doc.HasMember(name) || !doc[name].IsString()) return {};
-                return doc[name].GetString();
-            };
-            message.type = member("type");
-            message.id = member("id");
-            message.reason = member("reason");
-            sent[&session].push_back(message);
-        }
-        return SendResult::sent;
-    }
-    void wake(Session& session) override { woken[&session] = true; }
-    std::map<const Session*, std::vector<Sent>> sent;
-    std::map<const Session*, bool> woken;
-};
-
-class HubStreamTest : public testing::Test {
+class HubStreamTest : public test::StreamHubTest {
   protected:
-    void SetUp() override {
-        hub_ = std::make_unique<Hub>(HubLimits{}, History(test_epoch("local0"), 100, 1 << 24),
-                                     IdempotencyCache(300, 100), authenticator_, transport_,
-                                     Hub::Clocks{[] { return 1000; }, [] { return 1000; }});
-        hub_->reset_stream(test_epoch(kEpoch), position_of(900, 0), "epoch_changed");
-    }
+    HubStreamTest() : StreamHubTest(kEpoch) {}
+
+    void SetUp() override { start_hub(100, position_of(900, 0)); }
 
     void feed(std::uint64_t position, int product) {
         const std::string json =
             R"({"type":"product_added","shopId":5,"productId":)" + std::to_string(product) + "}";
-        ASSERT_TRUE(hub_->append_from_stream(position, {"product_added", "5", "", json}));
-        hub_->deliver_published();
+        append(position, {"product_added", "5", "", json});
     }
-
-    std::vector<Sent> drain(Session& session) {
-        for (int guard = 0; guard < 100; ++guard) {
-            transport_.woken.erase(&session);
-            hub_->on_writeable(session);
-            if (!transport_.woken[&session]) break;
-        }
-        std::vector<Sent> messages = std::move(transport_.sent[&session]);
-        transport_.sent.erase(&session);
-        return messages;
-    }
-
-    Session& open_resumed(const std::string& since) {
-        Session& session = hub_->open_session("10.0.0.1");
-        drain(session);  // hello
-        hub_->on_text_message(session, R"({"action":"resume","since":")" + since + "\"}");
-        return session;
-    }
-
-    static std::vector<std::string> ids_of(const std::vector<Sent>& messages) {
-        std::vector<std::string> ids;
-        for (const Sent& message : messages) ids.push_back(message.id);
-        return ids;
-    }
-
-    CursorCodec codec_{test_epoch(kEpoch)};
-    TelegramAuthenticator authenticator_{TelegramAuthConfig{}};
-    RecordingTransport transport_;
-    std::unique_ptr<Hub> hub_;
 };
 
 TEST_F(HubStreamTest, LiveEventsCarryTheCursorOfTheirStreamPosition) {

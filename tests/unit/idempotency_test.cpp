@@ -5,6 +5,8 @@
 
 #include <gtest/gtest.h>
 
+#include <string>
+
 namespace shopcast {
 namespace {
 
@@ -51,6 +53,19 @@ TEST(RequestDigest, DependsOnTypeAndJsonOnly) {
     split_b.type = "a";
     split_b.json = "bc";
     EXPECT_NE(request_digest(split_a), request_digest(split_b));
+}
+
+TEST(RequestDigest, KeepsItsValue) {
+    // State files of the previous version hold this digest for their keys: it must not change.
+    // (printf 'product_added\0{"type":"product_added","shopId":5,"productId":1}' | sha256sum)
+    const RequestDigest digest = request_digest(product_request());
+    std::string hex;
+    for (unsigned char byte : digest) {
+        constexpr char kHex[] = "0123456789abcdef";
+        hex += kHex[byte >> 4];
+        hex += kHex[byte & 0xf];
+    }
+    EXPECT_EQ(hex, "fad12975eb3d7d48fc8b213de5c79f90a5eb48bc947d10f44c76d26d017fc4fa");
 }
 
 TEST(IdempotencyCache, RemembersForTheTtl) {

@@ -233,6 +233,35 @@ TEST(EngineExposition, NamesTypesAndValues) {
     }
 }
 
+TEST(EngineExposition, TheStreamReadersFamiliesOnlyInRedisMode) {
+    EngineMetrics metrics;
+    EngineGauges gauges;
+    EXPECT_EQ(engine_exposition(metrics, gauges).find("shopcast_redis_"), std::string::npos);
+
+    StreamHealth stream;
+    stream.connected = true;
+    stream.caught_up = true;
+    stream.connects = 2;
+    stream.entries_read = 5;
+    stream.last_entry_ms = 1'700'000'000'250;
+    const std::string text = engine_exposition(metrics, gauges, &stream);
+    for (const char* line : {
+             "# TYPE shopcast_connections gauge\nshopcast_connections 0\n",
+             "# TYPE shopcast_redis_connected gauge\nshopcast_redis_connected 1\n",
+             "shopcast_redis_caught_up 1\n",
+             "# TYPE shopcast_redis_connects_total counter\nshopcast_redis_connects_total 2\n",
+             "shopcast_redis_entries_read_total 5\n",
+             "shopcast_redis_entries_skipped_total 0\n",
+             "shopcast_redis_resets_total 0\n",
+             "shopcast_redis_last_entry_timestamp_seconds 1700000000.25\n",
+         }) {
+        EXPECT_NE(text.find(line), std::string::npos) << line << "\nin:\n" << text;
+    }
+    stream.caught_up = false;
+    EXPECT_NE(engine_exposition(metrics, gauges, &stream).find("shopcast_redis_caught_up 0\n"),
+              std::string::npos);
+}
+
 TEST(FcgiMetrics, StatusesAndBuckets) {
     using fcgi::FcgiMetrics;
     using fcgi::kAckSecondsBounds;

@@ -149,6 +149,16 @@ TEST(RedisStream, RequestDigestIsSha256OfTypeAndEvent) {
     EXPECT_NE(request_digest_hex(shifted), digest);
 }
 
+TEST(RedisStream, RequestDigestKeepsItsValue) {
+    // Idempotency values already in Redis hold this digest: it must not change across versions.
+    // (printf 'order\0{"type":"order"}' | sha256sum)
+    ipc::PublishRequest request;
+    request.type = "order";
+    request.json = R"({"type":"order"})";
+    EXPECT_EQ(request_digest_hex(request),
+              "4fc2641d3c07cc40846dfcbf30cd9d8cc0b3caae9f623a507ee376a4277e97ea");
+}
+
 TEST(RedisStream, IdempotencyKeyName) {
     EXPECT_EQ(redis_idempotency_key("order-42"), "shopcast:idem:order-42");
 }
